@@ -1,0 +1,58 @@
+"""The `jalm` command: a thin layer that hands each subcommand to its stage module.
+
+Every stage module defines `register(subparsers)`, which adds its subcommand and sets
+`func=<callable taking the parsed args and returning an exit code>`. Stage modules keep torch and
+transformers imports inside functions so that `jalm --help` and `jalm clean` start fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from jalm import __version__
+from jalm.errors import JalmError
+
+# Order is the pipeline's order, which is also the order `jalm --help` lists them in.
+STAGE_MODULES = (
+    "jalm.corpus.command",
+    "jalm.tokenizer",
+    "jalm.data",
+    "jalm.train.command",
+    "jalm.export",
+    "jalm.eval.command",
+    "jalm.generate",
+    "jalm.serve.command",
+    "jalm.demo",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="jalm",
+        description="Build Japanese LLMs: clean → tokenizer → pack → train → export → eval → generate/serve.",
+        epilog="Run `jalm demo` to see every stage on bundled data in a few minutes on a CPU.",
+    )
+    parser.add_argument("--version", action="version", version=f"jalm {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in STAGE_MODULES:
+        importlib.import_module(name).register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except JalmError as error:
+        print(f"jalm {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"jalm {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,118 @@
+"""Reading and writing JSONL text files, plain or compressed (.gz, .zst), with line numbers.
+
+Readers come in two flavours: `read_records` is strict (the first bad line stops with a
+`JalmError` naming file and line) and is used by every stage after cleaning; the clean stage
+reads leniently with `iter_lines` and accounts for every bad line itself.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import IO, Any
+
+from jalm.errors import JalmError
+
+COMPRESSED_SUFFIXES = (".gz", ".zst")
+
+
+def open_text(path: str | Path, mode: str = "rt") -> IO[str]:
+    """Open a text file, transparently (de)compressing by suffix (.gz, .zst)."""
+    path = Path(path)
+    if "r" in mode and not path.exists():
+        raise JalmError(f"{path}: no such file")
+    if path.suffix == ".gz":
+        return gzip.open(path, mode, encoding="utf-8")
+    if path.suffix == ".zst":
+        import zstandard
+
+        if "r" in mode:
+            raw = zstandard.ZstdDecompressor().stream_reader(open(path, "rb"))
+        else:
+            raw = zstandard.ZstdCompressor(level=10).stream_writer(open(path, "wb"))
+        return io.TextIOWrapper(raw, encoding="utf-8")
+    return open(path, mode, encoding="utf-8")
+
+
+def iter_lines(path: str | Path) -> Iterator[tuple[int, bytes]]:
+    """Yield (1-based line number, raw bytes) for each line, so a caller can decide what a bad line means."""
+    path = Path(path)
+    if not path.exists():
+        raise JalmError(f"{path}: no such file")
+    if path.suffix == ".gz":
+        stream: IO[bytes] = gzip.open(path, "rb")
+    elif path.suffix == ".zst":
+        import zstandard
+
+        stream = io.BufferedReader(zstandard.ZstdDecompressor().stream_reader(open(path, "rb")))
+    else:
+        stream = open(path, "rb")
+    with stream:
+        for number, line in enumerate(stream, start=1):
+            if line.strip():
+                yield number, line
+
+
+def parse_record(path: str | Path, number: int, line: bytes, text_field: str = "text") -> dict[str, Any]:
+    """Decode one JSONL line into a record with a string `text_field`, or raise a one-line JalmError."""
+    try:
+        record = json.loads(line.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise JalmError(f"{path}:{number}: not valid UTF-8") from None
+    except json.JSONDecodeError as error:
+        raise JalmError(f"{path}:{number}: not valid JSON ({error.msg})") from None
+    if not isinstance(record, dict):
+        raise JalmError(f"{path}:{number}: a JSON object was expected, got {type(record).__name__}")
+    if not isinstance(record.get(text_field), str):
+        raise JalmError(f"{path}:{number}: no string field {text_field!r}")
+    return record
+
+
+def read_records(paths: Iterable[str | Path], text_field: str = "text") -> Iterator[dict[str, Any]]:
+    """Strictly read JSONL records from one or more files (plain, .gz or .zst)."""
+    for path in paths:
+        try:
+            for number, line in iter_lines(path):
+                yield parse_record(path, number, line, text_field)
+        except (OSError, EOFError) as error:
+            raise JalmError(f"{path}: cannot be read ({error})") from None
+
+
+def read_texts(paths: Iterable[str | Path], text_field: str = "text") -> Iterator[str]:
+    """Strictly read the text field of every record."""
+    for record in read_records(paths, text_field):
+        yield record[text_field]
+
+
+def write_records(path: str | Path, records: Iterable[dict[str, Any]]) -> int:
+    """Write records as JSONL (compressed by suffix) atomically; return how many were written."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    count = 0
+    with open_text(tmp, "wt") as out:
+        for record in records:
+            out.write(json.dumps(record, ensure_ascii=False) + "\n")
+            count += 1
+    tmp.replace(path)
+    return count
+
+
+def expand_inputs(inputs: Iterable[str | Path], patterns: tuple[str, ...] = ("*.jsonl", "*.jsonl.gz", "*.jsonl.zst")) -> list[Path]:
+    """Turn files and directories into a sorted list of input files; a missing path is a JalmError."""
+    files: list[Path] = []
+    for item in inputs:
+        item = Path(item)
+        if item.is_dir():
+            found = sorted({p for pattern in patterns for p in item.rglob(pattern)})
+            if not found:
+                raise JalmError(f"{item}: directory holds no {', '.join(patterns)} files")
+            files.extend(found)
+        elif item.exists():
+            files.append(item)
+        else:
+            raise JalmError(f"{item}: no such file or directory")
+    return files
