@@ -1,0 +1,193 @@
+"""Packing: clean documents → one memory-mapped token stream per split, and the sampler that reads it.
+
+Format of a packed directory (what `jalm pack` writes and `jalm train` reads):
+  train.bin, val.bin   flat token ids (uint16 when the vocabulary fits, else uint32); each document's
+                       tokens are followed by </s>, no <s> (as LINE's models were trained and are prompted)
+  meta.json            dtype, vocab size, eos id, token/document counts, default sequence length
+  tokenizer/           a copy of the tokenizer, so a packed directory is self-describing
+
+A training sequence is a window of `seq_len + 1` tokens starting at a multiple of `seq_len`; windows
+cross document boundaries (documents are separated by </s>), so no token is wasted on padding.
+The split is by document (a hash of its text), never inside one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import shutil
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from jalm.errors import JalmError
+from jalm.jsonl import expand_inputs, read_texts
+
+META_FILE = "meta.json"
+
+
+def is_validation(text: str, val_fraction: float) -> bool:
+    """Deterministic, order-independent split by document content."""
+    digest = hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest()
+    return int.from_bytes(digest, "little") / 2**64 < val_fraction
+
+
+def _batches(texts: Iterator[str], size: int) -> Iterator[list[str]]:
+    batch: list[str] = []
+    for text in texts:
+        batch.append(text)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def pack(
+    inputs: list[str | Path],
+    tokenizer_dir: str | Path,
+    out_dir: str | Path,
+    val_fraction: float = 0.01,
+    seq_len: int = 512,
+    progress: bool = True,
+) -> dict:
+    """Tokenize documents into train/val token streams; returns (and writes) meta.json."""
+    from tqdm import tqdm
+
+    from jalm.tokenizer import load_sentencepiece
+
+    files = expand_inputs(inputs)
+    sp = load_sentencepiece(tokenizer_dir)
+    vocab = sp.get_piece_size()
+    eos = sp.eos_id()
+    dtype = np.uint16 if vocab <= 2**16 else np.uint32
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    counts = {"train": [0, 0, 0], "val": [0, 0, 0]}  # documents, tokens, characters
+    start = time.perf_counter()
+    handles = {split: open(out / f"{split}.bin.tmp", "wb") for split in counts}
+    try:
+        bar = tqdm(desc="pack", unit=" docs", disable=not progress)
+        for batch in _batches(read_texts(files), 256):
+            ids = sp.encode(batch, num_threads=0)
+            for text, doc in zip(batch, ids):
+                if not text:
+                    continue
+                split = "val" if is_validation(text, val_fraction) else "train"
+                doc.append(eos)
+                handles[split].write(np.asarray(doc, dtype=dtype).tobytes())
+                c = counts[split]
+                c[0], c[1], c[2] = c[0] + 1, c[1] + len(doc), c[2] + len(text)
+            bar.update(len(batch))
+            bar.set_postfix(tokens=counts["train"][1] + counts["val"][1])
+        bar.close()
+    finally:
+        for handle in handles.values():
+            handle.close()
+    if counts["train"][0] == 0:
+        raise JalmError(f"{', '.join(map(str, files))}: no documents with text to pack")
+    if counts["train"][1] < seq_len + 1:
+        raise JalmError(f"{files[0]}: only {counts['train'][1]} training tokens, fewer than one sequence of {seq_len + 1}")
+    for split in counts:
+        (out / f"{split}.bin.tmp").replace(out / f"{split}.bin")
+    tok_out = out / "tokenizer"
+    if tok_out.resolve() != Path(tokenizer_dir).resolve():
+        shutil.rmtree(tok_out, ignore_errors=True)
+        shutil.copytree(tokenizer_dir, tok_out)
+    meta = {
+        "dtype": np.dtype(dtype).name,
+        "vocab_size": vocab,
+        "eos_id": eos,
+        "seq_len": seq_len,
+        "val_fraction": val_fraction,
+        "inputs": [str(f) for f in files],
+        "seconds": round(time.perf_counter() - start, 2),
+        **{f"{split}_{key}": counts[split][i] for split in counts for i, key in enumerate(("documents", "tokens", "chars"))},
+    }
+    (out / META_FILE).write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return meta
+
+
+def read_meta(packed_dir: str | Path) -> dict:
+    path = Path(packed_dir) / META_FILE
+    if not path.exists():
+        raise JalmError(f"{packed_dir}: not a packed directory (no {META_FILE}); run `jalm pack` first")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def load_tokens(packed_dir: str | Path, split: str = "train") -> np.memmap:
+    meta = read_meta(packed_dir)
+    path = Path(packed_dir) / f"{split}.bin"
+    if not path.exists():
+        raise JalmError(f"{path}: missing; rerun `jalm pack`")
+    return np.memmap(path, dtype=np.dtype(meta["dtype"]), mode="r")
+
+
+@dataclass
+class SequenceSampler:
+    """Deterministic, resumable order over the windows of a token stream.
+
+    Epoch e visits every window once in the order of a permutation seeded by (seed, e). `position`
+    counts windows handed out so far (over all ranks); saving it in a checkpoint is enough to resume
+    exactly. Rank r of R takes every R-th window of each global batch, so ranks read disjoint data.
+    """
+
+    num_windows: int
+    seed: int = 0
+    position: int = 0
+
+    def _order(self, epoch: int) -> np.ndarray:
+        return np.random.default_rng([self.seed, epoch]).permutation(self.num_windows)
+
+    def take(self, count: int) -> np.ndarray:
+        """The next `count` window indices (global, all ranks), advancing the position."""
+        result = np.empty(count, dtype=np.int64)
+        filled = 0
+        while filled < count:
+            epoch, offset = divmod(self.position, self.num_windows)
+            order = self._order(epoch)
+            n = min(count - filled, self.num_windows - offset)
+            result[filled : filled + n] = order[offset : offset + n]
+            filled += n
+            self.position += n
+        return result
+
+
+def num_windows(tokens: np.ndarray, seq_len: int) -> int:
+    return (len(tokens) - 1) // seq_len
+
+
+def get_windows(tokens: np.ndarray, indices: np.ndarray, seq_len: int) -> np.ndarray:
+    """Stack windows of seq_len + 1 tokens (inputs and shifted targets) as int64."""
+    return np.stack([tokens[i * seq_len : i * seq_len + seq_len + 1] for i in indices]).astype(np.int64)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "pack",
+        help="tokenize clean documents into memory-mapped token files",
+        description="Tokenize clean JSONL documents (no <s>, </s> after each) into train.bin / val.bin, "
+        "split by document.",
+        epilog="example: jalm pack runs/demo/clean/kept --tokenizer runs/demo/tokenizer --out runs/demo/packed",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("inputs", nargs="+", help="JSONL(.gz/.zst) files or directories of them")
+    parser.add_argument("--tokenizer", required=True, help="directory with spiece.model")
+    parser.add_argument("--out", required=True, help="output directory")
+    parser.add_argument("--val-fraction", type=float, default=0.01, help="share of documents held out (default 0.01)")
+    parser.add_argument("--seq-len", type=int, default=512, help="default training sequence length recorded in meta.json")
+    parser.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    meta = pack(args.inputs, args.tokenizer, args.out, args.val_fraction, args.seq_len)
+    print(
+        f"packed {meta['train_documents']:,} train / {meta['val_documents']:,} val documents: "
+        f"{meta['train_tokens']:,} / {meta['val_tokens']:,} tokens "
+        f"({meta['train_chars'] / max(meta['train_tokens'], 1):.2f} chars/token) in {meta['seconds']:.1f}s → {args.out}"
+    )
+    return 0

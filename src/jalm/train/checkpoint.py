@@ -1,0 +1,109 @@
+"""Sharded, atomic checkpoints with torch.distributed.checkpoint (DCP).
+
+Layout: RUN_DIR/checkpoints/step_00000200/{*.distcp, .metadata, train_state.json}. Each rank writes its
+own shards into a hidden temporary directory; only when every shard and the train state are on disk
+does rank 0 rename it to its final name. A crash or a full disk mid-save leaves a `.tmp-*` directory
+that is never loaded (and is cleared on the next save), so the previous checkpoint stays usable.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import warnings
+from pathlib import Path
+
+import torch
+import torch.distributed.checkpoint as dcp
+from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
+
+from jalm.errors import JalmError
+from jalm.train.distributed import barrier
+
+STATE_FILE = "train_state.json"
+PREFIX = "step_"
+
+
+def checkpoint_dir(run_dir: Path) -> Path:
+    return Path(run_dir) / "checkpoints"
+
+
+def list_checkpoints(run_dir: Path) -> list[Path]:
+    """Complete checkpoints, oldest first (a directory counts only once renamed with its state file)."""
+    root = checkpoint_dir(run_dir)
+    if not root.is_dir():
+        return []
+    found = [p for p in root.iterdir() if p.name.startswith(PREFIX) and (p / STATE_FILE).exists()]
+    return sorted(found, key=lambda p: int(p.name[len(PREFIX) :]))
+
+
+def latest_checkpoint(run_dir: Path) -> Path | None:
+    found = list_checkpoints(run_dir)
+    return found[-1] if found else None
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def save_checkpoint(
+    run_dir: Path, step: int, model: torch.nn.Module, optimizer: torch.optim.Optimizer, state: dict, is_main: bool, keep_last: int
+) -> Path:
+    root = checkpoint_dir(run_dir)
+    final = root / f"{PREFIX}{step:08d}"
+    tmp = root / f".tmp-{PREFIX}{step:08d}"
+    if is_main:
+        root.mkdir(parents=True, exist_ok=True)
+        for stale in root.glob(".tmp-*"):
+            shutil.rmtree(stale, ignore_errors=True)
+    barrier()
+    model_state, optim_state = get_state_dict(model, optimizer)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*assuming the intent is to save in a single process.*")
+        dcp.save({"model": model_state, "optim": optim_state}, checkpoint_id=tmp)
+    barrier()
+    if is_main:
+        with open(tmp / STATE_FILE, "w", encoding="utf-8") as handle:
+            json.dump(state, handle, indent=2)
+            handle.flush()
+            os.fsync(handle.fileno())
+        _fsync_dir(tmp)
+        if final.exists():
+            shutil.rmtree(final)
+        tmp.rename(final)
+        _fsync_dir(root)
+        for old in list_checkpoints(run_dir)[:-keep_last] if keep_last > 0 else []:
+            shutil.rmtree(old, ignore_errors=True)
+    barrier()
+    return final
+
+
+def read_state(path: Path) -> dict:
+    try:
+        return json.loads((Path(path) / STATE_FILE).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as error:
+        raise JalmError(f"{path / STATE_FILE}: unreadable checkpoint state ({error})") from None
+
+
+def load_checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None) -> dict:
+    """Load weights (and optimizer state) in place; return the train state. Bad files → one-line error."""
+    state = read_state(path)
+    model_state, optim_state = get_state_dict(model, optimizer) if optimizer is not None else (get_state_dict(model, [])[0], None)
+    target = {"model": model_state} if optim_state is None else {"model": model_state, "optim": optim_state}
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*assuming the intent is to load in a single process.*")
+            dcp.load(target, checkpoint_id=path)
+    except Exception as error:  # DCP raises many types for truncated or foreign files
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise JalmError(f"{path}: checkpoint cannot be loaded ({first[:200]})") from None
+    if optimizer is not None:
+        set_state_dict(model, optimizer, model_state_dict=target["model"], optim_state_dict=target["optim"])
+    else:
+        set_state_dict(model, [], model_state_dict=target["model"], optim_state_dict={})
+    return state

@@ -1,0 +1,59 @@
+"""`jalm train`: every TrainConfig field is a flag; the run directory makes a rerun resume."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+from pathlib import Path
+
+EXAMPLE = """examples:
+  jalm train --preset tiny --data runs/demo/packed --out runs/demo/train --max-steps 500
+  torchrun --nproc_per_node=8 --no-python jalm train --preset 1.7b --data packed --out runs/1.7b
+Rerunning the same command resumes from the run directory's latest checkpoint."""
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    from jalm.train.config import TrainConfig
+
+    parser = subparsers.add_parser(
+        "train", help="pretrain a model with the LINE recipe", description=__doc__, epilog=EXAMPLE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--preset", required=True, help="1.7b, 3.6b, small, tiny, tiny-gpt2, test, test-gpt2")
+    parser.add_argument("--data", required=True, help="packed directory from `jalm pack`")
+    parser.add_argument("--out", required=True, help="run directory (checkpoints, metrics.jsonl, loss.png)")
+    parser.add_argument("--config", help="JSON file of training settings (flags override it)")
+    parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    parser.add_argument("--parallel", default="auto", choices=["auto", "none", "ddp", "fsdp"], help="multi-process mode")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    for f in dataclasses.fields(TrainConfig):
+        if f.name in ("preset", "extra"):
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        if f.type in ("bool", bool):
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None)
+        else:
+            kind = {"int": int, "float": float, "str": str}.get(str(f.type).split(" ")[0], float)
+            parser.add_argument(flag, type=kind, default=None, help=f"default: {f.default}")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from jalm.errors import JalmError
+    from jalm.train.config import TrainConfig, default_config
+    from jalm.train.loop import train
+
+    overrides = {}
+    if args.config:
+        overrides.update(TrainConfig.load(args.config).__dict__)
+        overrides.pop("preset", None)
+    names = {f.name for f in dataclasses.fields(TrainConfig)} - {"preset", "extra"}
+    overrides.update({name: getattr(args, name) for name in names if getattr(args, name, None) is not None})
+    if not Path(args.data).is_dir():
+        raise JalmError(f"{args.data}: no such directory; run `jalm pack` first")
+    cfg = default_config(args.preset, **overrides)
+    summary = train(cfg, args.data, args.out, device=args.device, parallel=args.parallel, progress=not args.no_progress)
+    if summary:
+        print(json.dumps(summary))
+    return 0
