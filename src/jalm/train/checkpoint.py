@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 import torch.distributed.checkpoint as dcp
+from torch.distributed.checkpoint.api import CheckpointException
 from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
 
 from jalm.errors import JalmError
@@ -99,7 +100,10 @@ def load_checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.optim.O
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*assuming the intent is to load in a single process.*")
             dcp.load(target, checkpoint_id=path)
-    except Exception as error:  # DCP raises many types for truncated or foreign files
+    except (Exception, CheckpointException) as error:  # DCP's CheckpointException is a BaseException
+        if isinstance(error, CheckpointException) and error.failures:
+            error = next(iter(error.failures.values()))
+            error = error[0] if isinstance(error, tuple) else error  # (exception, traceback) pairs
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise JalmError(f"{path}: checkpoint cannot be loaded ({first[:200]})") from None
     if optimizer is not None:

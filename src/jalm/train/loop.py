@@ -123,9 +123,13 @@ def train(cfg: TrainConfig, data_dir: str | Path, run_dir: str | Path, device: s
     guard = SpikeGuard.from_config(cfg)
     latest = ckpt.latest_checkpoint(run_dir)
     if latest is not None:
-        state = ckpt.load_checkpoint(latest, raw_model, optimizer)
+        state = ckpt.read_state(latest)
         if state.get("preset") != cfg.preset or state.get("vocab_size") != meta["vocab_size"]:
-            raise JalmError(f"{latest}: checkpoint of preset {state.get('preset')!r} (vocab {state.get('vocab_size')}), not {cfg.preset!r}")
+            raise JalmError(
+                f"{latest}: checkpoint of preset {state.get('preset')!r} (vocab {state.get('vocab_size')}), "
+                f"but this run is {cfg.preset!r} with a {meta['vocab_size']}-piece tokenizer"
+            )
+        ckpt.load_checkpoint(latest, raw_model, optimizer)
         start_step, tokens_seen = state["step"], state["tokens_seen"]
         sampler.position = state["sampler_position"]
         if cfg.time_budget_s is not None:  # the budget's decision is part of the run; keep it
@@ -146,6 +150,8 @@ def train(cfg: TrainConfig, data_dir: str | Path, run_dir: str | Path, device: s
     window_start, window_tokens = time.perf_counter(), 0
     step = start_step
     summary = {}
+    fault = cfg.extra.get("inject")
+    calibration_start, calibration_step = time.perf_counter(), start_step
     model.train()
     while step < max_steps:
         lr = lr_at(step, cfg.lr, cfg.warmup_steps, max_steps, cfg.schedule, cfg.min_lr_ratio)
@@ -161,12 +167,16 @@ def train(cfg: TrainConfig, data_dir: str | Path, run_dir: str | Path, device: s
             with autocast(), (nullcontext() if sync else model.no_sync()):
                 logits = step_model(input_ids=batch[:, :-1]).logits
                 loss, ce = cross_entropy(logits, batch[:, 1:], cfg.z_loss)
+            if fault is not None and fault.get("step") == step:
+                loss, ce = _inject_fault(fault, loss), _inject_fault(fault, ce)
             (loss / cfg.grad_accum).backward()
             loss_sum += ce.detach() / cfg.grad_accum
         grad_norm = torch.nn.utils.clip_grad_norm_(raw_model.parameters(), cfg.grad_clip)
         if hasattr(grad_norm, "full_tensor"):
             grad_norm = grad_norm.full_tensor()
         mean_loss = distrib.all_reduce_mean(loss_sum).item()
+        if fault is not None and fault.get("step") == step:
+            fault = None  # fire once, even if a rollback revisits this step number
         verdict = guard.check(step, mean_loss, float(grad_norm))
         if verdict == "ok":
             optimizer.step()
@@ -182,14 +192,20 @@ def train(cfg: TrainConfig, data_dir: str | Path, run_dir: str | Path, device: s
                 bar.n = step
                 continue
 
+        # Time budget: measure the speed after the first steps (which include compilation), then fix
+        # max_steps so the run, and its cosine schedule, end within the budget.
+        if not budget_decided and step - start_step == min(5, cfg.calibration_steps // 2):
+            calibration_start = time.perf_counter()
+            calibration_step = step
         if not budget_decided and step - start_step >= cfg.calibration_steps:
-            elapsed = time.perf_counter() - started
-            remaining = max(0.0, cfg.time_budget_s - elapsed)
-            decided = step + int(remaining / (elapsed / (step - start_step)))
+            now = time.perf_counter()
+            per_step_s = (now - calibration_start) / max(step - calibration_step, 1)
+            remaining = max(0.0, cfg.time_budget_s - (now - started))
+            decided = step + int(remaining / per_step_s)
             max_steps = int(distrib.broadcast_object(max(decided, step + 1)))
             bar.total = max_steps
             budget_decided = True
-        if step % cfg.log_every == 0 or step == max_steps:
+        if verdict == "ok" and (step % cfg.log_every == 0 or step == max_steps):
             now = time.perf_counter()
             tps = window_tokens / max(now - window_start, 1e-9)
             record = {"step": step, "loss": round(mean_loss, 5), "lr": lr, "grad_norm": round(float(grad_norm), 5),
@@ -216,6 +232,11 @@ def train(cfg: TrainConfig, data_dir: str | Path, run_dir: str | Path, device: s
                    "seconds": round(time.perf_counter() - started, 1), "skipped_steps": guard.skipped}
     distrib.teardown()
     return summary
+
+
+def _inject_fault(fault: dict, loss: torch.Tensor) -> torch.Tensor:
+    """Chaos testing of the guard: `extra={"inject": {"step": N, "kind": "nan"|"spike"}}` corrupts step N."""
+    return loss * float("nan") if fault.get("kind") == "nan" else loss * 1000.0
 
 
 def _save(run_dir, step, model, optimizer, cfg, meta, sampler, tokens_seen, max_steps, guard, env) -> None:

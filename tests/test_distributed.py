@@ -1,0 +1,51 @@
+"""torchrun with 2 CPU processes (gloo): DDP and FSDP2 give the 1-process loss curve at the same global batch.
+
+Each launch costs several seconds, so each mode is one launch; we check what the ranks wrote
+(metrics, checkpoints), not only the exit code.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from jalm.train import checkpoint as ckpt
+from jalm.train import train
+from jalm.train.config import default_config
+from jalm.train.metrics import read_metrics
+
+STEPS = 12
+
+
+def curve(run_dir: Path) -> list[float]:
+    return [r["loss"] for r in read_metrics(run_dir / "metrics.jsonl") if "loss" in r and "event" not in r]
+
+
+@pytest.fixture(scope="module")
+def single_process_curve(packed_dir, tmp_path_factory) -> list[float]:
+    run = tmp_path_factory.mktemp("single")
+    cfg = default_config("test", max_steps=STEPS, micro_batch_size=4, grad_accum=2, dtype="float32", save_every=0)
+    train(cfg, packed_dir, run, device="cpu", progress=False)
+    return curve(run)
+
+
+@pytest.mark.parametrize("parallel", ["ddp", "fsdp"])
+def test_two_processes_match_one_process(parallel, packed_dir, single_process_curve, tmp_path):
+    jalm = Path(sys.executable).with_name("jalm")
+    run = tmp_path / parallel
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=0", "--no-python", str(jalm),
+        "train", "--preset", "test", "--data", str(packed_dir), "--out", str(run), "--max-steps", str(STEPS),
+        "--micro-batch-size", "4", "--grad-accum", "1", "--dtype", "float32", "--parallel", parallel,
+        "--save-every", "6", "--no-progress",
+    ]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    got = curve(run) if (run / "metrics.jsonl").exists() else []
+    assert len(got) == STEPS, result.stderr[-3000:]
+    assert got == pytest.approx(single_process_curve, rel=2e-4, abs=2e-4)
+    latest = ckpt.latest_checkpoint(run)
+    assert latest is not None and latest.name == f"step_{STEPS:08d}"
+    assert ckpt.read_state(latest)["world_size"] == 2
