@@ -37,7 +37,7 @@ def test_two_processes_match_one_process(parallel, packed_dir, single_process_cu
     jalm = Path(sys.executable).with_name("jalm")
     run = tmp_path / parallel
     command = [
-        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=0", "--no-python", str(jalm),
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "--no-python", str(jalm),
         "train", "--preset", "test", "--data", str(packed_dir), "--out", str(run), "--max-steps", str(STEPS),
         "--micro-batch-size", "4", "--grad-accum", "1", "--dtype", "float32", "--parallel", parallel,
         "--save-every", "6", "--no-progress",
