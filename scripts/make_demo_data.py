@@ -61,10 +61,16 @@ def main() -> int:
     if not SHARED.is_dir():
         print(f"{SHARED}: not found", file=sys.stderr)
         return 1
-    write_jsonl_zst(OUT / "corpus" / "wiki_jaquad.jsonl.zst", read_jsonl(SHARED / "corpus" / "wiki_jaquad.jsonl"))
-    write_jsonl_zst(OUT / "corpus" / "aozora.jsonl.zst", aozora_slice(read_jsonl(SHARED / "corpus" / "aozora.jsonl")))
+    write_jsonl_zst(
+        OUT / "corpus" / "wiki_jaquad.jsonl.zst", read_jsonl(SHARED / "corpus" / "wiki_jaquad.jsonl")
+    )
+    write_jsonl_zst(
+        OUT / "corpus" / "aozora.jsonl.zst", aozora_slice(read_jsonl(SHARED / "corpus" / "aozora.jsonl"))
+    )
     write_jsonl_zst(OUT / "dev" / "wiki_jaquad.jsonl.zst", read_jsonl(SHARED / "dev" / "wiki_jaquad.jsonl"))
-    write_jsonl_zst(OUT / "noisy" / "web_raw.jsonl.zst", noisy_slice(read_jsonl(SHARED / "noisy" / "web_raw.jsonl")))
+    write_jsonl_zst(
+        OUT / "noisy" / "web_raw.jsonl.zst", noisy_slice(read_jsonl(SHARED / "noisy" / "web_raw.jsonl"))
+    )
     for name in ("jsquad-valid-v1.1.json", "jsquad-test-v1.3.json", "aio/aio_02_dev.tsv"):
         write_zst(OUT / "eval" / (name + ".zst"), (SHARED / "eval" / name).read_bytes())
     return 0

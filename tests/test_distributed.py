@@ -27,7 +27,9 @@ def curve(run_dir: Path) -> list[float]:
 @pytest.fixture(scope="module")
 def single_process_curve(packed_dir, tmp_path_factory) -> list[float]:
     run = tmp_path_factory.mktemp("single")
-    cfg = default_config("test", max_steps=STEPS, micro_batch_size=4, grad_accum=2, dtype="float32", save_every=0)
+    cfg = default_config(
+        "test", max_steps=STEPS, micro_batch_size=4, grad_accum=2, dtype="float32", save_every=0
+    )
     train(cfg, packed_dir, run, device="cpu", progress=False)
     return curve(run)
 
@@ -37,10 +39,33 @@ def test_two_processes_match_one_process(parallel, packed_dir, single_process_cu
     jalm = Path(sys.executable).with_name("jalm")
     run = tmp_path / parallel
     command = [
-        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "--no-python", str(jalm),
-        "train", "--preset", "test", "--data", str(packed_dir), "--out", str(run), "--max-steps", str(STEPS),
-        "--micro-batch-size", "4", "--grad-accum", "1", "--dtype", "float32", "--parallel", parallel,
-        "--save-every", "6", "--no-progress",
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        "--no-python",
+        str(jalm),
+        "train",
+        "--preset",
+        "test",
+        "--data",
+        str(packed_dir),
+        "--out",
+        str(run),
+        "--max-steps",
+        str(STEPS),
+        "--micro-batch-size",
+        "4",
+        "--grad-accum",
+        "1",
+        "--dtype",
+        "float32",
+        "--parallel",
+        parallel,
+        "--save-every",
+        "6",
+        "--no-progress",
     ]
     result = subprocess.run(command, capture_output=True, text=True, timeout=300)
     got = curve(run) if (run / "metrics.jsonl").exists() else []

@@ -25,14 +25,32 @@ def test_published_presets_have_exact_parameter_counts_on_meta(name, cls, params
 
 def test_published_configs_match_line():
     gpt2 = hf_config(get_preset("1.7b"))
-    assert (gpt2.n_layer, gpt2.n_embd, gpt2.n_head, gpt2.n_inner, gpt2.n_positions) == (24, 2304, 24, 9216, 2048)
+    assert (gpt2.n_layer, gpt2.n_embd, gpt2.n_head, gpt2.n_inner, gpt2.n_positions) == (
+        24,
+        2304,
+        24,
+        9216,
+        2048,
+    )
     assert (gpt2.activation_function, gpt2.layer_norm_epsilon, gpt2.vocab_size) == ("gelu", 1e-5, 51200)
     assert (gpt2.bos_token_id, gpt2.eos_token_id, gpt2.tie_word_embeddings) == (1, 2, True)
     neox = hf_config(get_preset("3.6b"))
-    assert (neox.num_hidden_layers, neox.hidden_size, neox.num_attention_heads, neox.intermediate_size) == (30, 3072, 32, 12288)
-    assert neox.rope_parameters["partial_rotary_factor"] == 1.0 and neox.rope_parameters["rope_theta"] == 10000
+    assert (neox.num_hidden_layers, neox.hidden_size, neox.num_attention_heads, neox.intermediate_size) == (
+        30,
+        3072,
+        32,
+        12288,
+    )
+    assert (
+        neox.rope_parameters["partial_rotary_factor"] == 1.0 and neox.rope_parameters["rope_theta"] == 10000
+    )
     assert neox.use_parallel_residual is False and neox.hidden_act == "gelu" and neox.layer_norm_eps == 1e-5
-    assert (neox.bos_token_id, neox.eos_token_id, neox.tie_word_embeddings, neox.vocab_size) == (2, 2, True, 51200)
+    assert (neox.bos_token_id, neox.eos_token_id, neox.tie_word_embeddings, neox.vocab_size) == (
+        2,
+        2,
+        True,
+        51200,
+    )
 
 
 def test_tokenizer_larger_than_published_vocab_is_refused():

@@ -58,7 +58,9 @@ def test_windows_overlap_by_one_token_for_targets():
 
 def test_bad_jsonl_line_stops_with_file_and_line(tokenizer_dir, tmp_path):
     bad = tmp_path / "bad.jsonl"
-    bad.write_text(json.dumps({"text": "吾輩は猫である。"}, ensure_ascii=False) + "\n{not json\n", encoding="utf-8")
+    bad.write_text(
+        json.dumps({"text": "吾輩は猫である。"}, ensure_ascii=False) + "\n{not json\n", encoding="utf-8"
+    )
     with pytest.raises(JalmError, match=r"bad\.jsonl:2: not valid JSON"):
         pack([bad], tokenizer_dir, tmp_path / "out", progress=False)
     no_text = tmp_path / "no_text.jsonl"

@@ -22,7 +22,11 @@ from jalm.train.schedule import lr_at
 
 
 def losses(run_dir: Path) -> dict[int, float]:
-    return {r["step"]: r["loss"] for r in read_metrics(run_dir / "metrics.jsonl") if "loss" in r and "event" not in r}
+    return {
+        r["step"]: r["loss"]
+        for r in read_metrics(run_dir / "metrics.jsonl")
+        if "loss" in r and "event" not in r
+    }
 
 
 def test_loss_goes_down_and_metrics_have_every_field(tiny_run_dir):
@@ -47,8 +51,24 @@ def test_schedule_warmup_then_cosine_to_floor():
 
 
 def _cli_train(packed_dir: Path, run_dir: Path, *extra: str) -> subprocess.Popen:
-    command = [sys.executable, "-m", "jalm.cli", "train", "--preset", "test", "--data", str(packed_dir),
-               "--out", str(run_dir), "--max-steps", "60", "--save-every", "20", "--no-progress", *extra]
+    command = [
+        sys.executable,
+        "-m",
+        "jalm.cli",
+        "train",
+        "--preset",
+        "test",
+        "--data",
+        str(packed_dir),
+        "--out",
+        str(run_dir),
+        "--max-steps",
+        "60",
+        "--save-every",
+        "20",
+        "--no-progress",
+        *extra,
+    ]
     return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -70,7 +90,9 @@ def test_kill_9_then_resume_reproduces_the_uninterrupted_run(packed_dir, tmp_pat
     assert got == expected  # every step's loss, bit for bit on CPU
 
 
-def test_partial_checkpoints_are_never_loaded_and_corrupt_ones_fail_in_one_line(tiny_run_dir, packed_dir, tmp_path):
+def test_partial_checkpoints_are_never_loaded_and_corrupt_ones_fail_in_one_line(
+    tiny_run_dir, packed_dir, tmp_path
+):
     run = tmp_path / "run"
     shutil.copytree(tiny_run_dir, run)
     root = run / "checkpoints"
@@ -78,7 +100,9 @@ def test_partial_checkpoints_are_never_loaded_and_corrupt_ones_fail_in_one_line(
     shutil.copytree(root / "step_00000030", root / ".tmp-step_00000045")
     (root / "step_00000060").mkdir()
     assert ckpt.latest_checkpoint(run).name == "step_00000030"
-    summary = train(default_config("test", max_steps=35, save_every=0), packed_dir, run, device="cpu", progress=False)
+    summary = train(
+        default_config("test", max_steps=35, save_every=0), packed_dir, run, device="cpu", progress=False
+    )
     assert summary["steps"] == 35
     assert min(s for s in losses(run) if s > 30) == 31  # resumed from 30, not from the partial 45
 
@@ -90,7 +114,9 @@ def test_partial_checkpoints_are_never_loaded_and_corrupt_ones_fail_in_one_line(
 
 def test_a_run_of_another_preset_or_vocabulary_is_refused(tiny_run_dir, packed_dir, tmp_path):
     with pytest.raises(JalmError, match="holds a run of preset 'test', not 'test-gpt2'"):
-        train(default_config("test-gpt2", max_steps=31), packed_dir, tiny_run_dir, device="cpu", progress=False)
+        train(
+            default_config("test-gpt2", max_steps=31), packed_dir, tiny_run_dir, device="cpu", progress=False
+        )
     other = tmp_path / "packed"
     shutil.copytree(packed_dir, other)
     meta = json.loads((other / "meta.json").read_text())
@@ -104,7 +130,9 @@ def test_a_run_of_another_preset_or_vocabulary_is_refused(tiny_run_dir, packed_d
 
 @pytest.mark.parametrize(("kind", "action"), [("nan", "skip"), ("spike", "rollback")])
 def test_injected_nan_or_spike_is_caught_and_the_run_finishes(packed_dir, tmp_path, kind, action):
-    cfg = default_config("test", max_steps=30, save_every=10, spike_action=action, extra={"inject": {"step": 22, "kind": kind}})
+    cfg = default_config(
+        "test", max_steps=30, save_every=10, spike_action=action, extra={"inject": {"step": 22, "kind": kind}}
+    )
     summary = train(cfg, packed_dir, tmp_path / "run", device="cpu", progress=False)
     events = [r for r in read_metrics(tmp_path / "run" / "metrics.jsonl") if "event" in r]
     assert [e["event"] for e in events] == [action]
@@ -121,7 +149,22 @@ def test_time_budget_fixes_max_steps_from_measured_speed(packed_dir, tmp_path):
 
 
 def test_train_cli_errors_are_one_line(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "jalm.cli", "train", "--preset", "tiny", "--data", str(tmp_path / "nope"),
-                             "--out", str(tmp_path / "run")], capture_output=True, text=True, env={**os.environ})
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "jalm.cli",
+            "train",
+            "--preset",
+            "tiny",
+            "--data",
+            str(tmp_path / "nope"),
+            "--out",
+            str(tmp_path / "run"),
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ},
+    )
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0 and "nope: no such directory" in result.stderr

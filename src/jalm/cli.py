@@ -25,6 +25,7 @@ STAGE_MODULES = (
     "jalm.generate",
     "jalm.serve.command",
     "jalm.demo",
+    "jalm.experiment.command",
 )
 
 

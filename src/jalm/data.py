@@ -91,7 +91,9 @@ def pack(
     if counts["train"][0] == 0:
         raise JalmError(f"{', '.join(map(str, files))}: no documents with text to pack")
     if counts["train"][1] < seq_len + 1:
-        raise JalmError(f"{files[0]}: only {counts['train'][1]} training tokens, fewer than one sequence of {seq_len + 1}")
+        raise JalmError(
+            f"{files[0]}: only {counts['train'][1]} training tokens, fewer than one sequence of {seq_len + 1}"
+        )
     for split in counts:
         (out / f"{split}.bin.tmp").replace(out / f"{split}.bin")
     tok_out = out / "tokenizer"
@@ -106,7 +108,11 @@ def pack(
         "val_fraction": val_fraction,
         "inputs": [str(f) for f in files],
         "seconds": round(time.perf_counter() - start, 2),
-        **{f"{split}_{key}": counts[split][i] for split in counts for i, key in enumerate(("documents", "tokens", "chars"))},
+        **{
+            f"{split}_{key}": counts[split][i]
+            for split in counts
+            for i, key in enumerate(("documents", "tokens", "chars"))
+        },
     }
     (out / META_FILE).write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return meta
@@ -178,8 +184,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("inputs", nargs="+", help="JSONL(.gz/.zst) files or directories of them")
     parser.add_argument("--tokenizer", required=True, help="directory with spiece.model")
     parser.add_argument("--out", required=True, help="output directory")
-    parser.add_argument("--val-fraction", type=float, default=0.01, help="share of documents held out (default 0.01)")
-    parser.add_argument("--seq-len", type=int, default=512, help="default training sequence length recorded in meta.json")
+    parser.add_argument(
+        "--val-fraction", type=float, default=0.01, help="share of documents held out (default 0.01)"
+    )
+    parser.add_argument(
+        "--seq-len", type=int, default=512, help="default training sequence length recorded in meta.json"
+    )
     parser.set_defaults(func=_run)
 
 

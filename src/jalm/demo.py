@@ -50,39 +50,52 @@ def run_demo(
     stats = clean(raw, work / "clean", progress=progress)
     timings["clean"] = time.perf_counter() - t
     rejected = stats.get("rejected", {})
-    print(f"input {stats['input']:,} documents: kept {stats['kept']:,}, rejected {sum(rejected.values()):,}, "
-          f"malformed {stats.get('malformed', 0):,}")
+    print(
+        f"input {stats['input']:,} documents: kept {stats['kept']:,}, rejected {sum(rejected.values()):,}, "
+        f"malformed {stats.get('malformed', 0):,}"
+    )
     for rule, count in sorted(rejected.items(), key=lambda kv: -kv[1]):
         print(f"  rejected by {rule}: {count}")
 
     _banner("2/7 tokenizer: SentencePiece unigram, byte fallback, LINE's special ids")
     t = time.perf_counter()
     kept = work / "clean" / "kept"
-    train_tokenizer([kept], work / "tokenizer", vocab_size=vocab_size, max_sentences=150_000, progress=progress)
+    train_tokenizer(
+        [kept], work / "tokenizer", vocab_size=vocab_size, max_sentences=150_000, progress=progress
+    )
     timings["tokenizer"] = time.perf_counter() - t
     sp = load_sentencepiece(work / "tokenizer")
     dev_file = bundled("dev/wiki_jaquad.jsonl.zst")
     dev_texts = list(read_texts([dev_file]))
-    print(f"vocab {sp.get_piece_size():,}; {chars_per_token(sp, dev_texts):.2f} characters per token on the dev set")
+    print(
+        f"vocab {sp.get_piece_size():,}; {chars_per_token(sp, dev_texts):.2f} characters per token on the dev set"
+    )
 
     _banner("3/7 pack: documents → memory-mapped token streams")
     t = time.perf_counter()
-    meta = pack([kept], work / "tokenizer", work / "packed", val_fraction=0.01, seq_len=512, progress=progress)
+    meta = pack(
+        [kept], work / "tokenizer", work / "packed", val_fraction=0.01, seq_len=512, progress=progress
+    )
     timings["pack"] = time.perf_counter() - t
-    print(f"{meta['train_tokens']:,} training tokens in {meta['train_documents']:,} documents, "
-          f"{meta['val_tokens']:,} validation tokens")
+    print(
+        f"{meta['train_tokens']:,} training tokens in {meta['train_documents']:,} documents, "
+        f"{meta['val_tokens']:,} validation tokens"
+    )
 
     _banner(f"4/7 train: preset 'tiny' (GPT-NeoX) for about {train_seconds:.0f} s")
     t = time.perf_counter()
-    cfg = default_config("tiny", time_budget_s=train_seconds, max_steps=100_000, save_every=0, log_every=20,
-                         compile=True)
+    cfg = default_config(
+        "tiny", time_budget_s=train_seconds, max_steps=100_000, save_every=0, log_every=20, compile=True
+    )
     summary = train(cfg, work / "packed", work / "train", device="cpu", progress=progress)
     timings["train"] = time.perf_counter() - t
     curve = [r for r in read_metrics(work / "train" / "metrics.jsonl") if "loss" in r and "event" not in r]
     shown = curve[:: max(1, len(curve) // 8)] + ([curve[-1]] if curve else [])
     for r in shown:
         print(f"  step {r['step']:>5}  loss {r['loss']:.3f}  {r['tokens_per_s']:,.0f} tokens/s")
-    print(f"{summary.get('steps')} steps, {summary.get('tokens', 0):,} tokens, validation loss {summary.get('val_loss', 0):.3f}")
+    print(
+        f"{summary.get('steps')} steps, {summary.get('tokens', 0):,} tokens, validation loss {summary.get('val_loss', 0):.3f}"
+    )
 
     _banner("5/7 export: Hugging Face model directory")
     model_dir = export(work / "train", work / "model", clean_stats=work / "clean" / "stats.json")
@@ -90,13 +103,21 @@ def run_demo(
 
     _banner("6/7 eval: dev perplexity and bits per character; JSQuAD and AI王 on a prefix")
     t = time.perf_counter()
-    results = evaluate(model_dir, ["ppl", "jsquad", "aio"], out=work / "results.json", data=dev_file,
-                       limit=eval_limit, progress=progress)
+    results = evaluate(
+        model_dir,
+        ["ppl", "jsquad", "aio"],
+        out=work / "results.json",
+        data=dev_file,
+        limit=eval_limit,
+        progress=progress,
+    )
     timings["eval"] = time.perf_counter() - t
     shutil_copy(work / "results.json", model_dir / "results.json")
     ppl = results["tasks"]["ppl"]
-    print(f"dev perplexity {ppl['ppl']:.1f} per token, {ppl['bits_per_char']:.3f} bits per character "
-          f"({ppl['documents']} documents, {ppl['chars']:,} characters)")
+    print(
+        f"dev perplexity {ppl['ppl']:.1f} per token, {ppl['bits_per_char']:.3f} bits per character "
+        f"({ppl['documents']} documents, {ppl['chars']:,} characters)"
+    )
     print(format_table([results]))
 
     _banner(f"7/7 generate: 5 continuations of 「{PROMPT}」")
@@ -104,9 +125,17 @@ def run_demo(
     for i, text in enumerate(texts, 1):
         print(f"  {i}. {text!r}")
     timings["total"] = time.perf_counter() - started
-    summary_out = {"workdir": str(work), "model": str(model_dir), "timings_s": {k: round(v, 1) for k, v in timings.items()},
-                   "bits_per_char": ppl["bits_per_char"], "ppl": ppl["ppl"], "samples": texts}
-    (work / "demo.json").write_text(json.dumps(summary_out, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    summary_out = {
+        "workdir": str(work),
+        "model": str(model_dir),
+        "timings_s": {k: round(v, 1) for k, v in timings.items()},
+        "bits_per_char": ppl["bits_per_char"],
+        "ppl": ppl["ppl"],
+        "samples": texts,
+    }
+    (work / "demo.json").write_text(
+        json.dumps(summary_out, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+    )
     print(f"\ndone in {timings['total']:.0f} s. Try it: jalm serve --model {model_dir}")
     return summary_out
 
@@ -119,12 +148,20 @@ def shutil_copy(src: Path, dst: Path) -> None:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "demo", help="run every stage on bundled data (a few minutes on a CPU)",
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+        "demo",
+        help="run every stage on bundled data (a few minutes on a CPU)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="example: jalm demo --workdir runs/demo",
     )
     parser.add_argument("--workdir", default="runs/demo", help="work directory (default runs/demo)")
-    parser.add_argument("--train-seconds", type=float, default=300.0, help="training time budget (default 300)")
+    parser.add_argument(
+        "--train-seconds", type=float, default=300.0, help="training time budget (default 300)"
+    )
     parser.add_argument("--vocab-size", type=int, default=8000, help="tokenizer vocabulary (default 8000)")
-    parser.add_argument("--eval-limit", type=int, default=100, help="JSQuAD / AI王 questions evaluated (default 100)")
-    parser.set_defaults(func=lambda args: run_demo(args.workdir, args.train_seconds, args.vocab_size, args.eval_limit) and 0)
+    parser.add_argument(
+        "--eval-limit", type=int, default=100, help="JSQuAD / AI王 questions evaluated (default 100)"
+    )
+    parser.set_defaults(
+        func=lambda args: run_demo(args.workdir, args.train_seconds, args.vocab_size, args.eval_limit) and 0
+    )

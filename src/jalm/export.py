@@ -16,7 +16,10 @@ from jalm.errors import JalmError
 
 
 def export(
-    run_dir: str | Path, out_dir: str | Path, checkpoint: str | Path | None = None, verify: bool = True,
+    run_dir: str | Path,
+    out_dir: str | Path,
+    checkpoint: str | Path | None = None,
+    verify: bool = True,
     clean_stats: str | Path | None = None,
 ) -> Path:
     from jalm.model import build_model, count_parameters, get_preset, hf_config
@@ -36,7 +39,9 @@ def export(
     state = ckpt.read_state(source)
     preset = get_preset(run["preset"])
     if state.get("preset") != preset.name:
-        raise JalmError(f"{source}: checkpoint of preset {state.get('preset')!r}, but the run is {preset.name!r}")
+        raise JalmError(
+            f"{source}: checkpoint of preset {state.get('preset')!r}, but the run is {preset.name!r}"
+        )
     config = hf_config(preset, state["vocab_size"])
     model = build_model(config, "cpu")
     ckpt.load_checkpoint(source, model, None)
@@ -44,10 +49,14 @@ def export(
 
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out, safe_serialization=True)
-    (out / "config.json").write_text(json.dumps(portable_config_dict(config), indent=2) + "\n", encoding="utf-8")
+    (out / "config.json").write_text(
+        json.dumps(portable_config_dict(config), indent=2) + "\n", encoding="utf-8"
+    )
     tokenizer_dir = Path(run["data"]) / "tokenizer"
     if not (tokenizer_dir / "spiece.model").exists():
-        raise JalmError(f"{tokenizer_dir}: tokenizer of the training data not found (needed beside the weights)")
+        raise JalmError(
+            f"{tokenizer_dir}: tokenizer of the training data not found (needed beside the weights)"
+        )
     shutil.copy2(tokenizer_dir / "spiece.model", out / "spiece.model")
     write_hf_tokenizer_files(out / "spiece.model", out, model_max_length=preset.max_positions)
     training = out / "training"
@@ -60,11 +69,19 @@ def export(
             raise JalmError(f"{clean_stats}: no such file")
         shutil.copy2(clean_stats, training / "clean_stats.json")
     provenance = {
-        "preset": preset.name, "layout": preset.layout, "params": count_parameters(model), "steps": state["step"],
-        "tokens": state["tokens_seen"], "run_dir": str(run_dir), "checkpoint": str(source), "data": run["data"],
+        "preset": preset.name,
+        "layout": preset.layout,
+        "params": count_parameters(model),
+        "steps": state["step"],
+        "tokens": state["tokens_seen"],
+        "run_dir": str(run_dir),
+        "checkpoint": str(source),
+        "data": run["data"],
         "train_config": run.get("config", {}),
     }
-    (out / "jalm.json").write_text(json.dumps(provenance, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    (out / "jalm.json").write_text(
+        json.dumps(provenance, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+    )
     if verify:
         _verify(model, out)
     return out
@@ -78,13 +95,16 @@ def _verify(model, out: Path) -> None:
     reloaded = AutoModelForCausalLM.from_pretrained(out).eval()
     ids = torch.arange(3, 3 + min(32, model.config.vocab_size - 3)).unsqueeze(0)
     with torch.no_grad():
-        if not torch.allclose(model(input_ids=ids).logits, reloaded(input_ids=ids).logits, atol=1e-5, rtol=1e-4):
+        if not torch.allclose(
+            model(input_ids=ids).logits, reloaded(input_ids=ids).logits, atol=1e-5, rtol=1e-4
+        ):
             raise JalmError(f"{out}: exported model does not reproduce the checkpoint's logits")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "export", help="write a Hugging Face model directory from a training run",
+        "export",
+        help="write a Hugging Face model directory from a training run",
         description="Export a run's latest (or a given) checkpoint as a Hugging Face model directory "
         "(config.json, model.safetensors, tokenizer files, provenance).",
         epilog="example: jalm export runs/demo/train --out runs/demo/model",
@@ -98,6 +118,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    out = export(args.run_dir, args.out, args.checkpoint, verify=not args.no_verify, clean_stats=args.clean_stats)
+    out = export(
+        args.run_dir, args.out, args.checkpoint, verify=not args.no_verify, clean_stats=args.clean_stats
+    )
     print(f"exported {args.run_dir} → {out}")
     return 0

@@ -91,7 +91,7 @@ def write_records(path: str | Path, records: Iterable[dict[str, Any]]) -> int:
     """Write records as JSONL (compressed by suffix) atomically; return how many were written."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = path.with_name(".tmp-" + path.name)  # keeps the suffix, which picks the compression
     count = 0
     with open_text(tmp, "wt") as out:
         for record in records:
@@ -101,7 +101,9 @@ def write_records(path: str | Path, records: Iterable[dict[str, Any]]) -> int:
     return count
 
 
-def expand_inputs(inputs: Iterable[str | Path], patterns: tuple[str, ...] = ("*.jsonl", "*.jsonl.gz", "*.jsonl.zst")) -> list[Path]:
+def expand_inputs(
+    inputs: Iterable[str | Path], patterns: tuple[str, ...] = ("*.jsonl", "*.jsonl.gz", "*.jsonl.zst")
+) -> list[Path]:
     """Turn files and directories into a sorted list of input files; a missing path is a JalmError."""
     files: list[Path] = []
     for item in inputs:

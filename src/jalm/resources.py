@@ -13,7 +13,9 @@ def bundled_data_dir() -> Path:
     override = os.environ.get("JALM_DATA")
     path = Path(override) if override else Path(__file__).resolve().parents[2] / "data"
     if not (path / "LICENSES.md").exists():
-        raise JalmError(f"{path}: bundled data not found; set JALM_DATA to the data/ directory of a jalm checkout")
+        raise JalmError(
+            f"{path}: bundled data not found; set JALM_DATA to the data/ directory of a jalm checkout"
+        )
     return path
 
 

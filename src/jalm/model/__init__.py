@@ -4,4 +4,12 @@ from jalm.model.build import build_model, count_parameters, hf_config
 from jalm.model.init import init_weights
 from jalm.model.presets import PRESETS, ModelPreset, get_preset
 
-__all__ = ["PRESETS", "ModelPreset", "build_model", "count_parameters", "get_preset", "hf_config", "init_weights"]
+__all__ = [
+    "PRESETS",
+    "ModelPreset",
+    "build_model",
+    "count_parameters",
+    "get_preset",
+    "hf_config",
+    "init_weights",
+]

@@ -21,7 +21,9 @@ ROTARY_BASE = 10000
 def resolve_vocab_size(preset: ModelPreset, tokenizer_vocab: int | None) -> int:
     if preset.vocab_size is None:
         if tokenizer_vocab is None:
-            raise JalmError(f"preset {preset.name!r} takes its vocabulary size from the tokenizer; none given")
+            raise JalmError(
+                f"preset {preset.name!r} takes its vocabulary size from the tokenizer; none given"
+            )
         return tokenizer_vocab
     if tokenizer_vocab is not None and tokenizer_vocab > preset.vocab_size:
         raise JalmError(

@@ -25,7 +25,9 @@ def output_projection_std(hidden: int, layers: int) -> float:
 
 
 @torch.no_grad()
-def init_weights(model: torch.nn.Module, hidden: int, layers: int, scheme: str = "small_init", generator=None) -> None:
+def init_weights(
+    model: torch.nn.Module, hidden: int, layers: int, scheme: str = "small_init", generator=None
+) -> None:
     """Initialise in place. scheme: "small_init" (the seed's) or "normal_0.02" (a flat std, for experiments)."""
     if scheme not in ("small_init", "normal_0.02"):
         raise ValueError(f"unknown init scheme {scheme!r}")

@@ -29,9 +29,15 @@ class ModelPreset:
 PRESETS: dict[str, ModelPreset] = {
     p.name: p
     for p in (
-        ModelPreset("1.7b", "gpt2", 24, 2304, 24, 9216, description="line-corporation/japanese-large-lm-1.7b"),
-        ModelPreset("3.6b", "gpt_neox", 30, 3072, 32, 12288, description="line-corporation/japanese-large-lm-3.6b"),
-        ModelPreset("small", "gpt_neox", 12, 768, 12, 3072, vocab_size=None, description="GPT-NeoX, ~85M + embeddings"),
+        ModelPreset(
+            "1.7b", "gpt2", 24, 2304, 24, 9216, description="line-corporation/japanese-large-lm-1.7b"
+        ),
+        ModelPreset(
+            "3.6b", "gpt_neox", 30, 3072, 32, 12288, description="line-corporation/japanese-large-lm-3.6b"
+        ),
+        ModelPreset(
+            "small", "gpt_neox", 12, 768, 12, 3072, vocab_size=None, description="GPT-NeoX, ~85M + embeddings"
+        ),
         ModelPreset("tiny", "gpt_neox", 6, 256, 8, 1024, 512, None, "GPT-NeoX for CPUs (the demo's model)"),
         ModelPreset("tiny-gpt2", "gpt2", 6, 256, 8, 1024, 512, None, "GPT-2 layout for CPUs"),
         # For tests: trains in seconds.

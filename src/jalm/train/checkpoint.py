@@ -53,7 +53,13 @@ def _fsync_dir(path: Path) -> None:
 
 
 def save_checkpoint(
-    run_dir: Path, step: int, model: torch.nn.Module, optimizer: torch.optim.Optimizer, state: dict, is_main: bool, keep_last: int
+    run_dir: Path,
+    step: int,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    state: dict,
+    is_main: bool,
+    keep_last: int,
 ) -> Path:
     root = checkpoint_dir(run_dir)
     final = root / f"{PREFIX}{step:08d}"
@@ -94,11 +100,15 @@ def read_state(path: Path) -> dict:
 def load_checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None) -> dict:
     """Load weights (and optimizer state) in place; return the train state. Bad files → one-line error."""
     state = read_state(path)
-    model_state, optim_state = get_state_dict(model, optimizer) if optimizer is not None else (get_state_dict(model, [])[0], None)
+    model_state, optim_state = (
+        get_state_dict(model, optimizer) if optimizer is not None else (get_state_dict(model, [])[0], None)
+    )
     target = {"model": model_state} if optim_state is None else {"model": model_state, "optim": optim_state}
     try:
         with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*assuming the intent is to load in a single process.*")
+            warnings.filterwarnings(
+                "ignore", message=".*assuming the intent is to load in a single process.*"
+            )
             dcp.load(target, checkpoint_id=path)
     except (Exception, CheckpointException) as error:  # DCP's CheckpointException is a BaseException
         if isinstance(error, CheckpointException) and error.failures:

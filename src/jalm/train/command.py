@@ -17,7 +17,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     from jalm.train.config import TrainConfig
 
     parser = subparsers.add_parser(
-        "train", help="pretrain a model with the LINE recipe", description=__doc__, epilog=EXAMPLE,
+        "train",
+        help="pretrain a model with the LINE recipe",
+        description=__doc__,
+        epilog=EXAMPLE,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--preset", required=True, help="1.7b, 3.6b, small, tiny, tiny-gpt2, test, test-gpt2")
@@ -25,7 +28,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", required=True, help="run directory (checkpoints, metrics.jsonl, loss.png)")
     parser.add_argument("--config", help="JSON file of training settings (flags override it)")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    parser.add_argument("--parallel", default="auto", choices=["auto", "none", "ddp", "fsdp"], help="multi-process mode")
+    parser.add_argument(
+        "--parallel", default="auto", choices=["auto", "none", "ddp", "fsdp"], help="multi-process mode"
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     for f in dataclasses.fields(TrainConfig):
         if f.name in ("preset", "extra"):
@@ -53,7 +58,9 @@ def run(args: argparse.Namespace) -> int:
     if not Path(args.data).is_dir():
         raise JalmError(f"{args.data}: no such directory; run `jalm pack` first")
     cfg = default_config(args.preset, **overrides)
-    summary = train(cfg, args.data, args.out, device=args.device, parallel=args.parallel, progress=not args.no_progress)
+    summary = train(
+        cfg, args.data, args.out, device=args.device, parallel=args.parallel, progress=not args.no_progress
+    )
     if summary:
         print(json.dumps(summary))
     return 0

@@ -84,17 +84,47 @@ class TrainConfig:
 # Per-preset starting points. 1.5e-4 is the seed's peak for 1.7B/3.6B (3e-4 diverged for them);
 # small models tolerate and need a much higher peak.
 PRESET_DEFAULTS: dict[str, dict] = {
-    "1.7b": {"seq_len": 2048, "micro_batch_size": 4, "lr": 1.5e-4, "warmup_steps": 2000, "max_steps": 100_000,
-             "activation_checkpointing": True, "save_every": 1000},
-    "3.6b": {"seq_len": 2048, "micro_batch_size": 2, "lr": 1.5e-4, "warmup_steps": 2000, "max_steps": 100_000,
-             "activation_checkpointing": True, "save_every": 1000},
+    "1.7b": {
+        "seq_len": 2048,
+        "micro_batch_size": 4,
+        "lr": 1.5e-4,
+        "warmup_steps": 2000,
+        "max_steps": 100_000,
+        "activation_checkpointing": True,
+        "save_every": 1000,
+    },
+    "3.6b": {
+        "seq_len": 2048,
+        "micro_batch_size": 2,
+        "lr": 1.5e-4,
+        "warmup_steps": 2000,
+        "max_steps": 100_000,
+        "activation_checkpointing": True,
+        "save_every": 1000,
+    },
     "small": {"seq_len": 1024, "micro_batch_size": 8, "lr": 6e-4, "warmup_steps": 500},
     "tiny": {"seq_len": 512, "micro_batch_size": 16, "lr": 2e-3, "warmup_steps": 50},
     "tiny-gpt2": {"seq_len": 512, "micro_batch_size": 16, "lr": 2e-3, "warmup_steps": 50},
-    "test": {"seq_len": 64, "micro_batch_size": 4, "lr": 3e-3, "warmup_steps": 5, "max_steps": 20, "log_every": 1,
-             "save_every": 10, "eval_batches": 2},
-    "test-gpt2": {"seq_len": 64, "micro_batch_size": 4, "lr": 3e-3, "warmup_steps": 5, "max_steps": 20, "log_every": 1,
-                  "save_every": 10, "eval_batches": 2},
+    "test": {
+        "seq_len": 64,
+        "micro_batch_size": 4,
+        "lr": 3e-3,
+        "warmup_steps": 5,
+        "max_steps": 20,
+        "log_every": 1,
+        "save_every": 10,
+        "eval_batches": 2,
+    },
+    "test-gpt2": {
+        "seq_len": 64,
+        "micro_batch_size": 4,
+        "lr": 3e-3,
+        "warmup_steps": 5,
+        "max_steps": 20,
+        "log_every": 1,
+        "save_every": 10,
+        "eval_batches": 2,
+    },
 }
 
 

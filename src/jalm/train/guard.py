@@ -25,7 +25,9 @@ class SpikeGuard:
 
     @classmethod
     def from_config(cls, cfg) -> SpikeGuard:
-        return cls(cfg.spike_action, cfg.spike_factor, cfg.spike_window, recent=deque(maxlen=cfg.spike_window))
+        return cls(
+            cfg.spike_action, cfg.spike_factor, cfg.spike_window, recent=deque(maxlen=cfg.spike_window)
+        )
 
     def median(self) -> float | None:
         return statistics.median(self.recent) if self.recent else None

@@ -52,7 +52,9 @@ def _check_run_dir(run_dir: Path, cfg: TrainConfig, data_dir: Path) -> None:
         )
 
 
-def cross_entropy(logits: torch.Tensor, targets: torch.Tensor, z_loss: float) -> tuple[torch.Tensor, torch.Tensor]:
+def cross_entropy(
+    logits: torch.Tensor, targets: torch.Tensor, z_loss: float
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean token loss (for the optimizer, incl. optional z-loss) and the plain CE (for logging)."""
     logits = logits.float().view(-1, logits.size(-1))
     ce = F.cross_entropy(logits, targets.reshape(-1))
@@ -62,7 +64,9 @@ def cross_entropy(logits: torch.Tensor, targets: torch.Tensor, z_loss: float) ->
 
 
 @torch.no_grad()
-def evaluate_loss(model, tokens: np.ndarray, seq_len: int, batches: int, micro: int, device, autocast) -> float:
+def evaluate_loss(
+    model, tokens: np.ndarray, seq_len: int, batches: int, micro: int, device, autocast
+) -> float:
     total, count = 0.0, 0
     windows = num_windows(tokens, seq_len)
     if windows == 0:
@@ -75,13 +79,22 @@ def evaluate_loss(model, tokens: np.ndarray, seq_len: int, batches: int, micro: 
         batch = torch.from_numpy(get_windows(tokens, idx, seq_len)).to(device)
         with autocast():
             logits = model(input_ids=batch[:, :-1]).logits
-        total += F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), batch[:, 1:].reshape(-1), reduction="sum").item()
+        total += F.cross_entropy(
+            logits.float().reshape(-1, logits.size(-1)), batch[:, 1:].reshape(-1), reduction="sum"
+        ).item()
         count += batch[:, 1:].numel()
     model.train()
     return total / max(count, 1)
 
 
-def train(cfg: TrainConfig, data_dir: str | Path, run_dir: str | Path, device: str = "auto", parallel: str = "auto", progress: bool = True) -> dict:
+def train(
+    cfg: TrainConfig,
+    data_dir: str | Path,
+    run_dir: str | Path,
+    device: str = "auto",
+    parallel: str = "auto",
+    progress: bool = True,
+) -> dict:
     """Train (or resume) a run; returns a summary dict. Rerunning with the same run_dir resumes."""
     from tqdm import tqdm
 
@@ -91,7 +104,9 @@ def train(cfg: TrainConfig, data_dir: str | Path, run_dir: str | Path, device: s
     meta = read_meta(data_dir)
     preset = get_preset(cfg.preset)
     if cfg.seq_len > preset.max_positions:
-        raise JalmError(f"seq_len {cfg.seq_len} exceeds preset {preset.name!r}'s {preset.max_positions} positions")
+        raise JalmError(
+            f"seq_len {cfg.seq_len} exceeds preset {preset.name!r}'s {preset.max_positions} positions"
+        )
     tokens = load_tokens(data_dir, "train")
     val_tokens = load_tokens(data_dir, "val")
     sampler = SequenceSampler(num_windows(tokens, cfg.seq_len), seed=cfg.seed)
@@ -105,7 +120,13 @@ def train(cfg: TrainConfig, data_dir: str | Path, run_dir: str | Path, device: s
     config = hf_config(preset, meta["vocab_size"])
     torch.manual_seed(cfg.seed)
     model = build_model(config, env.device)
-    init_weights(model, preset.hidden, preset.layers, cfg.init, generator=torch.Generator(env.device).manual_seed(cfg.seed))
+    init_weights(
+        model,
+        preset.hidden,
+        preset.layers,
+        cfg.init,
+        generator=torch.Generator(env.device).manual_seed(cfg.seed),
+    )
     n_params = count_parameters(model)
     if cfg.activation_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
@@ -137,15 +158,30 @@ def train(cfg: TrainConfig, data_dir: str | Path, run_dir: str | Path, device: s
         guard.load_state(state.get("guard", {}))
     if env.is_main:
         (run_dir / RUN_CONFIG).write_text(
-            json.dumps({"preset": cfg.preset, "params": n_params, "data": str(data_dir), "world_size": env.world_size,
-                        "parallel": parallel, "bf16": bf16, "config": json.loads(cfg.to_json()), "model_config": config.to_dict()},
-                       indent=2, ensure_ascii=False), encoding="utf-8")
+            json.dumps(
+                {
+                    "preset": cfg.preset,
+                    "params": n_params,
+                    "data": str(data_dir),
+                    "world_size": env.world_size,
+                    "parallel": parallel,
+                    "bf16": bf16,
+                    "config": json.loads(cfg.to_json()),
+                    "model_config": config.to_dict(),
+                },
+                indent=2,
+                ensure_ascii=False,
+            ),
+            encoding="utf-8",
+        )
     log = MetricsLog(run_dir / "metrics.jsonl", enabled=env.is_main, truncate_after_step=start_step)
 
     per_step = cfg.micro_batch_size * cfg.grad_accum * env.world_size
     tokens_per_step = per_step * cfg.seq_len
     budget_decided = cfg.time_budget_s is None or latest is not None
-    bar = tqdm(total=max_steps, initial=start_step, desc="train", unit="step", disable=not (progress and env.is_main))
+    bar = tqdm(
+        total=max_steps, initial=start_step, desc="train", unit="step", disable=not (progress and env.is_main)
+    )
     started = time.perf_counter()
     window_start, window_tokens = time.perf_counter(), 0
     step = start_step
@@ -164,7 +200,7 @@ def train(cfg: TrainConfig, data_dir: str | Path, run_dir: str | Path, device: s
             idx = mine[micro * cfg.micro_batch_size : (micro + 1) * cfg.micro_batch_size]
             batch = torch.from_numpy(get_windows(tokens, idx, cfg.seq_len)).to(env.device, non_blocking=True)
             sync = micro == cfg.grad_accum - 1 or not hasattr(model, "no_sync")
-            with autocast(), (nullcontext() if sync else model.no_sync()):
+            with autocast(), nullcontext() if sync else model.no_sync():
                 logits = step_model(input_ids=batch[:, :-1]).logits
                 loss, ce = cross_entropy(logits, batch[:, 1:], cfg.z_loss)
             if fault is not None and fault.get("step") == step:
@@ -186,7 +222,15 @@ def train(cfg: TrainConfig, data_dir: str | Path, run_dir: str | Path, device: s
         window_tokens += tokens_per_step
         bar.update(1)
         if verdict != "ok":
-            log.write({"step": step, "event": verdict, "loss": mean_loss, "grad_norm": float(grad_norm), "median": guard.median()})
+            log.write(
+                {
+                    "step": step,
+                    "event": verdict,
+                    "loss": mean_loss,
+                    "grad_norm": float(grad_norm),
+                    "median": guard.median(),
+                }
+            )
             if verdict == "rollback":
                 step, tokens_seen = _rollback(run_dir, raw_model, optimizer, sampler, guard, step)
                 bar.n = step
@@ -208,28 +252,51 @@ def train(cfg: TrainConfig, data_dir: str | Path, run_dir: str | Path, device: s
         if verdict == "ok" and (step % cfg.log_every == 0 or step == max_steps):
             now = time.perf_counter()
             tps = window_tokens / max(now - window_start, 1e-9)
-            record = {"step": step, "loss": round(mean_loss, 5), "lr": lr, "grad_norm": round(float(grad_norm), 5),
-                      "tokens_per_s": round(tps, 1), "tokens": tokens_seen, "elapsed_s": round(now - started, 2),
-                      "skipped_steps": guard.skipped}
+            record = {
+                "step": step,
+                "loss": round(mean_loss, 5),
+                "lr": lr,
+                "grad_norm": round(float(grad_norm), 5),
+                "tokens_per_s": round(tps, 1),
+                "tokens": tokens_seen,
+                "elapsed_s": round(now - started, 2),
+                "skipped_steps": guard.skipped,
+            }
             if env.device.type == "cuda":
                 record["mfu"] = round(mfu(n_params, preset, cfg.seq_len, tps / env.world_size), 4)
             log.write(record)
             bar.set_postfix(loss=f"{mean_loss:.3f}", tok_s=f"{tps:,.0f}")
             window_start, window_tokens = now, 0
         if cfg.eval_every and step % cfg.eval_every == 0 and step < max_steps:
-            val = evaluate_loss(step_model, val_tokens, cfg.seq_len, cfg.eval_batches, cfg.micro_batch_size, env.device, autocast)
+            val = evaluate_loss(
+                step_model,
+                val_tokens,
+                cfg.seq_len,
+                cfg.eval_batches,
+                cfg.micro_batch_size,
+                env.device,
+                autocast,
+            )
             log.write({"step": step, "val_loss": round(val, 5)})
         if cfg.save_every and step % cfg.save_every == 0 and step < max_steps:
             _save(run_dir, step, raw_model, optimizer, cfg, meta, sampler, tokens_seen, max_steps, guard, env)
     bar.close()
-    val = evaluate_loss(step_model, val_tokens, cfg.seq_len, cfg.eval_batches, cfg.micro_batch_size, env.device, autocast)
+    val = evaluate_loss(
+        step_model, val_tokens, cfg.seq_len, cfg.eval_batches, cfg.micro_batch_size, env.device, autocast
+    )
     if step > start_step:  # a rerun of a finished run changes nothing
         log.write({"step": step, "val_loss": round(val, 5)})
         _save(run_dir, step, raw_model, optimizer, cfg, meta, sampler, tokens_seen, max_steps, guard, env)
     if env.is_main:
         plot_loss(run_dir / "metrics.jsonl", run_dir / "loss.png")
-        summary = {"steps": step, "tokens": tokens_seen, "params": n_params, "val_loss": val,
-                   "seconds": round(time.perf_counter() - started, 1), "skipped_steps": guard.skipped}
+        summary = {
+            "steps": step,
+            "tokens": tokens_seen,
+            "params": n_params,
+            "val_loss": val,
+            "seconds": round(time.perf_counter() - started, 1),
+            "skipped_steps": guard.skipped,
+        }
     distrib.teardown()
     return summary
 
@@ -240,8 +307,16 @@ def _inject_fault(fault: dict, loss: torch.Tensor) -> torch.Tensor:
 
 
 def _save(run_dir, step, model, optimizer, cfg, meta, sampler, tokens_seen, max_steps, guard, env) -> None:
-    state = {"step": step, "tokens_seen": tokens_seen, "sampler_position": sampler.position, "max_steps": max_steps,
-             "preset": cfg.preset, "vocab_size": meta["vocab_size"], "world_size": env.world_size, "guard": guard.state()}
+    state = {
+        "step": step,
+        "tokens_seen": tokens_seen,
+        "sampler_position": sampler.position,
+        "max_steps": max_steps,
+        "preset": cfg.preset,
+        "vocab_size": meta["vocab_size"],
+        "world_size": env.world_size,
+        "guard": guard.state(),
+    }
     ckpt.save_checkpoint(run_dir, step, model, optimizer, state, env.is_main, cfg.keep_last)
 
 
@@ -257,7 +332,9 @@ def _rollback(run_dir, model, optimizer, sampler, guard, step: int) -> tuple[int
     return state["step"], state["tokens_seen"]
 
 
-def mfu(n_params: int, preset, seq_len: int, tokens_per_s_per_device: float, peak_flops: float | None = None) -> float:
+def mfu(
+    n_params: int, preset, seq_len: int, tokens_per_s_per_device: float, peak_flops: float | None = None
+) -> float:
     """Model FLOPs utilisation (PaLM's formula: 6N + 12·L·H·T per token) against the device's bf16 peak."""
     if peak_flops is None:
         peak_flops = _device_peak_flops()

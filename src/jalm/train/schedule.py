@@ -5,7 +5,9 @@ from __future__ import annotations
 import math
 
 
-def lr_at(step: int, peak: float, warmup: int, total: int, schedule: str = "cosine", min_ratio: float = 0.1) -> float:
+def lr_at(
+    step: int, peak: float, warmup: int, total: int, schedule: str = "cosine", min_ratio: float = 0.1
+) -> float:
     """Learning rate for optimizer step `step` (0-based) of `total`."""
     if warmup > 0 and step < warmup:
         return peak * (step + 1) / warmup

@@ -1,0 +1,538 @@
+"""Tokenizer stage: train a SentencePiece unigram model and write Hugging Face tokenizer files beside it.
+
+The model follows LINE's japanese-large-lm tokenizer: unigram, byte fallback, no pre-tokenization (raw
+sentences, no MeCab), special ids 0 ``<unk>``, 1 ``<s>``, 2 ``</s>``, 3 ``<pad>``, 4 ``<sep>``,
+5 ``<mask>``, 6 ``<cls>``. Normalisation is identity and there is no dummy prefix, so "▁" stands only for
+a real space and decoding gives back the input exactly.
+
+Layout of a tokenizer directory, and why it differs from LINE's release:
+
+- ``spiece.model``: the SentencePiece model itself, for SentencePiece users (and for `jalm pack`).
+- ``tokenizer.json``: an exact `tokenizers` translation of the same model (Unigram with the same pieces
+  and scores and ``byte_fallback``, a normalizer that only replaces " " with "▁", no pre-tokenizer, and
+  a decoder ByteFallback → Fuse → Replace("▁", " ")), plus ``tokenizer_config.json`` with
+  ``tokenizer_class: PreTrainedTokenizerFast`` and ``special_tokens_map.json``.
+
+LINE shipped only ``spiece.model`` with ``tokenizer_class: T5Tokenizer``. Measured on real text (see
+DESIGN.md), that layout gives SentencePiece's ids only with transformers 4.x ``use_fast=False`` (and
+even then a different decode); the 4.x fast conversion drops byte fallback, so every emoji or rare
+kanji becomes ``<unk>``, and transformers 5 ignores ``use_fast`` and always converts, so it is wrong
+there with either flag. With an explicit ``tokenizer.json`` both majors, slow and fast flag alike, load
+the same exact tokenizer. Three details make it exact on *any* text, not only on typical text:
+
+- Special tokens are split like ordinary text (``split_special_tokens``): SentencePiece never turns
+  the characters ``</s>`` in a document into the id 2, so neither may we (it would also let web text
+  inject end-of-document marks).
+- Pieces SentencePiece never matches in text (``<unk>``, control symbols, the byte pieces
+  ``<0x00>``..``<0xFF>``) are in the Unigram vocabulary only so that ids map to them; they get a score
+  so low that Viterbi can never prefer them to spelling the same characters with ordinary pieces.
+  Training therefore requires every printable ASCII character (and "▁") as a piece (``required_chars``).
+- Scores are rounded to multiples of 1/16 after training. SentencePiece adds scores in float32,
+  tokenizers in float64; where two segmentations use the same pieces in another order (runs of "　",
+  "ー" or spaces, common in Aozora and web text) the unrounded sums differ in the last bits and each
+  library picks another one. On the grid both sums are exact, and both break ties the same way.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import random
+import re
+import sys
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from jalm.errors import JalmError
+from jalm.jsonl import expand_inputs, read_texts
+
+if TYPE_CHECKING:
+    import sentencepiece
+    import tokenizers
+
+SPIECE_MODEL = "spiece.model"
+STATS_FILE = "train_stats.json"
+# LINE's special pieces, in id order 0..6.
+SPECIAL_TOKENS = ("<unk>", "<s>", "</s>", "<pad>", "<sep>", "<mask>", "<cls>")
+# "\n" is a piece of its own (id 7), never a byte-fallback token: generation and evaluation stop at the
+# newline token, and a real piece decodes to "\n" alone, in SentencePiece and in transformers alike.
+NEWLINE = "\n"
+# Piece scores are rounded to multiples of 1/16 (see _finalize_model): sums of such scores are exact in
+# SentencePiece's float32 up to 2**20 (about 100k tokens in one call) and in tokenizers' float64, so
+# both see ties as ties and break them by the same rule. On data/dev, 1/16 changes no token count and
+# the segmentation of 1% of lines (between equally likely alternatives).
+SCORE_GRID = 16
+# Every printable ASCII character and the space mark are pieces even if the corpus lacks them: URLs, code
+# and markup stay readable, and the pieces SentencePiece never matches in text (<s>, <0x41>, ...) can
+# always be spelled with ordinary pieces (see the module docstring).
+REQUIRED_CHARS = "▁" + "".join(chr(c) for c in range(0x21, 0x7F))
+# A "sentence" longer than this (minified HTML, tables flattened to one line) is cut into pieces of this
+# many characters for training; nothing is dropped. SentencePiece itself would skip lines over 4192 bytes.
+MAX_SENTENCE_CHARS = 1000
+# Split after a sentence-final mark unless a closing bracket or another mark follows (「…。」 stays whole).
+_SENTENCE_END = re.compile(r"(?<=[。！？])(?![。！？」』）】〕〉》\)\"'])")
+CHARS_PER_TOKEN_SAMPLE = 2000
+
+
+def _raw_sentences(text: str) -> Iterator[str]:
+    for line in text.split("\n"):
+        if line.strip():
+            yield from (s for s in _SENTENCE_END.split(line) if s.strip())
+
+
+def _chunks(sentence: str, max_chars: int) -> Iterator[str]:
+    return (sentence[start : start + max_chars] for start in range(0, len(sentence), max_chars))
+
+
+def split_sentences(text: str, max_chars: int = MAX_SENTENCE_CHARS) -> Iterator[str]:
+    """Yield the training sentences of a document: its lines, split after 。！？, cut to `max_chars`.
+
+    Whitespace is kept as it is (leading indentation, full-width spaces); lines that are only whitespace
+    carry nothing to learn and are skipped.
+    """
+    for sentence in _raw_sentences(text):
+        yield from _chunks(sentence, max_chars)
+
+
+def sample_sentences(
+    texts: Iterable[str], max_sentences: int, seed: int = 0, progress: bool = False
+) -> tuple[list[str], dict[str, int]]:
+    """Reservoir-sample up to `max_sentences` sentences from documents in one pass, deterministic per seed.
+
+    Returns the sample and counts (documents, sentences seen, sentences used, sentences over
+    MAX_SENTENCE_CHARS that were cut into several).
+    """
+    from tqdm import tqdm
+
+    if max_sentences < 1:
+        raise JalmError(f"--max-sentences must be at least 1, got {max_sentences}")
+    rng = random.Random(seed)
+    sample: list[str] = []
+    documents = seen = cut = 0
+    bar = tqdm(desc="reading", unit=" docs", disable=not progress, file=sys.stderr, mininterval=1.0)
+    for text in texts:
+        documents += 1
+        for long_sentence in _raw_sentences(text):
+            cut += len(long_sentence) > MAX_SENTENCE_CHARS
+            for sentence in _chunks(long_sentence, MAX_SENTENCE_CHARS):
+                if seen < max_sentences:
+                    sample.append(sentence)
+                else:
+                    slot = rng.randrange(seen + 1)
+                    if slot < max_sentences:
+                        sample[slot] = sentence
+                seen += 1
+        bar.update()
+        if documents % 64 == 0:
+            bar.set_postfix(sentences=seen, refresh=False)
+    bar.set_postfix(sentences=seen, refresh=False)
+    bar.close()
+    counts = {
+        "documents": documents,
+        "sentences_seen": seen,
+        "sentences_used": len(sample),
+        "long_sentences_cut": cut,
+    }
+    return sample, counts
+
+
+def _describe_inputs(inputs: list[Path]) -> str:
+    names = ", ".join(str(p) for p in inputs[:2])
+    return names + (f" (+{len(inputs) - 2} more)" if len(inputs) > 2 else "")
+
+
+def _trainer_options(vocab_size: int, num_threads: int) -> dict[str, Any]:
+    """SentencePiece trainer options; each one is part of the tokenizer's definition."""
+    return {
+        "model_type": "unigram",
+        "vocab_size": vocab_size,
+        "byte_fallback": True,  # no <unk> ever: unseen characters become UTF-8 byte pieces
+        # Identity: no NFKC, no dummy prefix, no whitespace squeezing, so decode(encode(x)) == x and
+        # "▁" only stands for a real space (Japanese has no spaces between words to mark).
+        "normalization_rule_name": "identity",
+        "add_dummy_prefix": False,
+        "remove_extra_whitespaces": False,
+        "character_coverage": 0.9995,  # Japanese needs thousands of kanji; the rarest 0.05% fall back to bytes
+        # Digits are single pieces, so every number is spelled digit by digit: the model sees the same
+        # units in 1928 and 928 (consistent arithmetic, answers that are numbers), instead of whatever
+        # chunks frequent years happen to form. It costs a few per cent more tokens on number-heavy text.
+        "split_digits": True,
+        # Runs of spaces may be pieces of their own (indentation in code and markup), which only matters
+        # for text with spaces; Japanese prose hardly has any.
+        "allow_whitespace_only_pieces": True,
+        "required_chars": REQUIRED_CHARS,
+        # Speed: SentencePiece starts EM from up to 1M seed pieces and prunes by 25% per round with two EM
+        # steps each. Measured here (vocab 8000, 94k sentences of data/corpus, chars/token on data/dev):
+        # defaults 123 CPU-s → 1.501; 5×vocab seeds, halving, one EM step 20 CPU-s → 1.504 (other mixes
+        # 1.498–1.502): no measurable loss for a sixth of the time, so the demo trains in seconds.
+        "seed_sentencepiece_size": min(1_000_000, 5 * vocab_size),
+        "shrinking_factor": 0.5,
+        "num_sub_iterations": 1,
+        "unk_id": 0,
+        "bos_id": 1,
+        "eos_id": 2,
+        "pad_id": 3,
+        "unk_piece": SPECIAL_TOKENS[0],
+        "bos_piece": SPECIAL_TOKENS[1],
+        "eos_piece": SPECIAL_TOKENS[2],
+        "pad_piece": SPECIAL_TOKENS[3],
+        # Control symbols (ids 4..6) are never produced from text; "\n" (id 7) is user-defined so it is
+        # one piece, and turned into an ordinary piece afterwards (see _finalize_model).
+        "control_symbols": list(SPECIAL_TOKENS[4:]),
+        "user_defined_symbols": [NEWLINE],
+        "max_sentence_length": 4 * MAX_SENTENCE_CHARS,  # bytes; our sentences are cut to fit
+        "input_sentence_size": 0,  # we sample ourselves (deterministically, with the seed)
+        "num_threads": num_threads,
+        "minloglevel": 2,  # SentencePiece's INFO log is hundreds of lines; we print our own progress
+    }
+
+
+def _default_threads() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _spm_error(error: Exception, inputs: list[Path], vocab_size: int) -> JalmError:
+    """Turn a SentencePiece training error into one line naming the input and what to do."""
+    message = " ".join(str(error).split())
+    where = _describe_inputs(inputs)
+    too_high = re.search(r"Vocabulary size too high \((\d+)\).*?<= (\d+)", message)
+    if too_high:
+        return JalmError(
+            f"{where}: too little text for --vocab-size {vocab_size}; SentencePiece can learn at most "
+            f"{too_high.group(2)} pieces from it: use a smaller --vocab-size or more text"
+        )
+    too_low = re.search(r"smaller than required_chars\. \d+ vs (\d+)", message)
+    if too_low:
+        return JalmError(
+            f"{where}: --vocab-size {vocab_size} is too small: this text's characters and the special and byte "
+            f"pieces alone need {too_low.group(1)}; use a larger --vocab-size"
+        )
+    return JalmError(f"{where}: SentencePiece training failed: {message}")
+
+
+def _run_trainer(sentences: list[str], options: dict[str, Any], progress: bool, files: list[Path]) -> bytes:
+    """Train SentencePiece in memory; return the serialized model. Shows elapsed time while it runs
+    (SentencePiece has no progress callback, but it releases the GIL, so a ticker thread can)."""
+    import sentencepiece as spm
+    from tqdm import tqdm
+
+    buffer = io.BytesIO()
+    bar = tqdm(desc="training", bar_format="{desc}: {elapsed} elapsed", disable=not progress, file=sys.stderr)
+    done = threading.Event()
+
+    def tick() -> None:
+        while not done.wait(1.0):
+            bar.refresh()
+
+    ticker = threading.Thread(target=tick, daemon=True)
+    ticker.start()
+    try:
+        spm.SentencePieceTrainer.train(sentence_iterator=iter(sentences), model_writer=buffer, **options)
+    except RuntimeError as error:
+        raise _spm_error(error, files, options["vocab_size"]) from None
+    finally:
+        done.set()
+        ticker.join()
+        bar.close()
+    return buffer.getvalue()
+
+
+def _finalize_model(proto: bytes) -> bytes:
+    """Make the trained model one that `tokenizers` reproduces bit for bit.
+
+    SentencePiece's Viterbi adds float32 scores, tokenizers' adds float64 ones: where two segmentations
+    have the same pieces in another order (runs of "　", "ー", spaces) the two round differently and
+    pick different ones. Scores on a 1/16 grid make those sums exact in both. User-defined pieces get
+    SentencePiece's bonus `length * max_score - 0.1`, which is off any grid, so "\n" (the only one, and
+    the only piece that covers a newline, as training sentences never contain one) becomes an ordinary
+    piece with the highest score instead; it still always encodes "\n" as the single piece 7.
+    """
+    from sentencepiece import sentencepiece_model_pb2 as pb
+
+    model = pb.ModelProto()
+    model.ParseFromString(proto)
+    types = pb.ModelProto.SentencePiece
+    top = max(p.score for p in model.pieces if p.type == types.NORMAL)
+    for piece in model.pieces:
+        if piece.type == types.USER_DEFINED:
+            piece.type, piece.score = types.NORMAL, top
+        if piece.type == types.NORMAL:
+            piece.score = round(piece.score * SCORE_GRID) / SCORE_GRID
+    return model.SerializeToString()
+
+
+def train_tokenizer(
+    inputs: list[Path],
+    out_dir: Path,
+    vocab_size: int = 51200,
+    max_sentences: int = 2_000_000,
+    seed: int = 0,
+    num_threads: int | None = None,
+    progress: bool = True,
+    model_max_length: int = 2048,
+) -> Path:
+    """Train the unigram tokenizer on JSONL(.gz/.zst) files or directories; return `out_dir`.
+
+    `out_dir` receives ``spiece.model``, the Hugging Face tokenizer files and ``train_stats.json``
+    (counts, options, chars/token, seconds).
+    """
+    started = time.perf_counter()
+    files = expand_inputs(inputs)
+    if not files:
+        raise JalmError("no input files given")
+    sentences, counts = sample_sentences(read_texts(files), max_sentences, seed, progress)
+    if not sentences:
+        raise JalmError(
+            f"{_describe_inputs(files)}: no text to train a tokenizer on ({counts['documents']} documents, "
+            "0 sentences)"
+        )
+    threads = num_threads or _default_threads()
+    options = _trainer_options(vocab_size, threads)
+    if progress:
+        print(
+            f"training a unigram tokenizer (vocab {vocab_size}) on {len(sentences):,} of "
+            f"{counts['sentences_seen']:,} sentences with {threads} threads",
+            file=sys.stderr,
+            flush=True,
+        )
+    trained = time.perf_counter()
+    proto = _finalize_model(_run_trainer(sentences, options, progress, files))
+    train_seconds = time.perf_counter() - trained
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model_path = out_dir / SPIECE_MODEL
+    _write_atomic(model_path, proto)
+    write_hf_tokenizer_files(model_path, out_dir, model_max_length)
+
+    sp = load_sentencepiece(model_path)
+    step = max(1, len(sentences) // CHARS_PER_TOKEN_SAMPLE)
+    stats = {
+        "inputs": [str(p) for p in files],
+        "vocab_size": sp.get_piece_size(),
+        **counts,
+        "seed": seed,
+        "chars_per_token": round(chars_per_token(sp, sentences[::step]), 4),
+        "chars_per_token_sample": len(sentences[::step]),
+        "train_seconds": round(train_seconds, 2),
+        "seconds": round(time.perf_counter() - started, 2),
+        "trainer_options": {k: v for k, v in options.items() if k not in ("num_threads", "minloglevel")},
+        "score_grid": f"1/{SCORE_GRID}",
+    }
+    _write_atomic(out_dir / STATS_FILE, (json.dumps(stats, ensure_ascii=False, indent=1) + "\n").encode())
+    return out_dir
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(data)
+    tmp.replace(path)
+
+
+def load_sentencepiece(dir_or_file: str | Path) -> sentencepiece.SentencePieceProcessor:
+    """Load ``spiece.model`` from a tokenizer (or model) directory, or a model file itself."""
+    import sentencepiece as spm
+
+    path = Path(dir_or_file)
+    if path.is_dir():
+        path = path / SPIECE_MODEL
+    if not path.is_file():
+        raise JalmError(f"{path}: no such SentencePiece model (train one with `jalm tokenizer train`)")
+    sp = spm.SentencePieceProcessor()
+    try:
+        sp.load(str(path))
+    except (OSError, RuntimeError) as error:
+        raise JalmError(f"{path}: not a SentencePiece model ({' '.join(str(error).split())})") from None
+    return sp
+
+
+def chars_per_token(sp: sentencepiece.SentencePieceProcessor, texts: Iterable[str]) -> float:
+    """Characters per token over `texts` (no BOS/EOS counted); 0.0 for no tokens."""
+    texts = list(texts)
+    tokens = sum(len(ids) for ids in sp.encode(texts)) if texts else 0
+    return sum(len(t) for t in texts) / tokens if tokens else 0.0
+
+
+# --- Hugging Face files ----------------------------------------------------------------------------
+
+# Texts that exercise every rule the translation depends on; checked on every export.
+_PROBES = (
+    "吾輩は猫である。名前はまだ無い。\n",
+    "  leading, trailing  and  runs   of spaces \t tab\r\n",
+    "絵文字👨‍👩‍👧🇯🇵 と 𠮷野家 と ｶﾞｲｺｸ\u3000全角",
+    "literal specials </s><s><unk><pad><sep><mask><cls> and bytes <0x41><0xE3>",
+    "x=1234567890; ▁ 'quoted' \"double\" {braces} [brackets] ~^`|\\",
+)
+
+
+def _hf_tokenizer(proto: bytes, source: Path) -> tokenizers.Tokenizer:
+    """Build the exact `tokenizers` equivalent of a SentencePiece unigram model (see module docstring)."""
+    from sentencepiece import sentencepiece_model_pb2 as pb
+    from tokenizers import AddedToken, Tokenizer, decoders, models, normalizers
+
+    model = pb.ModelProto()
+    model.ParseFromString(proto)
+    spec, norm = model.trainer_spec, model.normalizer_spec
+    problems = []
+    if spec.model_type != pb.TrainerSpec.UNIGRAM:
+        problems.append("model_type is not unigram")
+    if not spec.byte_fallback:
+        problems.append("byte_fallback is off")
+    if norm.precompiled_charsmap or norm.name not in ("identity", ""):
+        problems.append(f"normalization is {norm.name!r}, not identity")
+    if norm.add_dummy_prefix or norm.remove_extra_whitespaces or not norm.escape_whitespaces:
+        problems.append("it adds a dummy prefix, squeezes or does not escape whitespace")
+    if spec.treat_whitespace_as_suffix:
+        problems.append("whitespace is a suffix")
+    types = pb.ModelProto.SentencePiece
+    pieces = [(p.piece, p.score, p.type) for p in model.pieces]
+    normal = [(piece, score) for piece, score, kind in pieces if kind == types.NORMAL]
+    if any(kind in (types.USER_DEFINED, types.UNUSED) for _, _, kind in pieces):
+        problems.append("it has user-defined or unused pieces")
+    if not all((score * SCORE_GRID).is_integer() for _, score in normal):
+        problems.append(f"its scores are not multiples of 1/{SCORE_GRID}")
+    if problems:
+        raise JalmError(
+            f"{source}: cannot write an exact tokenizer.json: {'; '.join(problems)} (train it with `jalm tokenizer train`)"
+        )
+    single = {piece for piece, _ in normal if len(piece) == 1}
+    min_score = min(score for _, score in normal)
+    vocab = []
+    for piece, score, kind in pieces:
+        if kind == types.NORMAL:
+            vocab.append((piece, score))
+        else:
+            # unknown, control, byte: SentencePiece never matches these in text. Spelling the same
+            # characters one ordinary piece each scores at least len * min_score, so this never wins.
+            missing = sorted(set(piece) - single)
+            if missing:
+                raise JalmError(
+                    f"{source}: cannot write an exact tokenizer.json: {piece!r} uses characters that are "
+                    f"not pieces ({''.join(missing)!r}); train it with `jalm tokenizer train`"
+                )
+            vocab.append((piece, len(piece) * min_score - 10.0))
+    if any(f"<0x{b:02X}>" not in {p for p, _, _ in pieces} for b in range(256)):
+        raise JalmError(f"{source}: cannot write an exact tokenizer.json: byte pieces <0x00>..<0xFF> missing")
+
+    tokenizer = Tokenizer(models.Unigram(vocab, unk_id=spec.unk_id, byte_fallback=True))
+    tokenizer.normalizer = normalizers.Replace(" ", "▁")
+    tokenizer.decoder = decoders.Sequence(
+        [decoders.ByteFallback(), decoders.Fuse(), decoders.Replace("▁", " ")]
+    )
+    specials = [piece for piece, _, kind in pieces if kind in (types.UNKNOWN, types.CONTROL)]
+    tokenizer.add_special_tokens([AddedToken(p, special=True, normalized=False) for p in specials])
+    tokenizer.encode_special_tokens = True
+    return tokenizer
+
+
+def write_hf_tokenizer_files(spiece_model: Path, out_dir: Path, model_max_length: int = 2048) -> None:
+    """Write ``spiece.model`` (copied if elsewhere) and the Hugging Face tokenizer files into `out_dir`.
+
+    Verifies the result against SentencePiece on probe texts; a mismatch is a JalmError, never a file.
+    """
+    import sentencepiece as spm
+
+    spiece_model = Path(spiece_model)
+    if not spiece_model.is_file():
+        raise JalmError(f"{spiece_model}: no such SentencePiece model")
+    proto = spiece_model.read_bytes()
+    tokenizer = _hf_tokenizer(proto, spiece_model)
+    sp = spm.SentencePieceProcessor(model_proto=proto)
+    names = dict(zip(("unk", "bos", "eos", "pad", "sep", "mask", "cls"), SPECIAL_TOKENS))
+    for index, (role, piece) in enumerate(names.items()):
+        if sp.id_to_piece(index) != piece:
+            raise JalmError(
+                f"{spiece_model}: id {index} is {sp.id_to_piece(index)!r}, not the {role} token {piece!r}"
+            )
+    for text in _PROBES:
+        ids, expected = tokenizer.encode(text, add_special_tokens=False).ids, sp.encode(text)
+        if ids != expected or tokenizer.decode(ids, skip_special_tokens=False) != sp.decode(expected):
+            raise JalmError(f"{spiece_model}: tokenizer.json would not match SentencePiece on {text!r}")
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if not (out_dir / SPIECE_MODEL).exists() or not (out_dir / SPIECE_MODEL).samefile(spiece_model):
+        _write_atomic(out_dir / SPIECE_MODEL, proto)
+    _write_atomic(out_dir / "tokenizer.json", tokenizer.to_str(pretty=True).encode())
+    special_map = {f"{role}_token": piece for role, piece in names.items()}
+    config = {
+        "tokenizer_class": "PreTrainedTokenizerFast",
+        **special_map,
+        # A language model's input gets no <s> or </s>: pack adds </s> between documents itself.
+        "add_bos_token": False,
+        "add_eos_token": False,
+        # "</s>" written in a text is text, as in SentencePiece (see module docstring).
+        "split_special_tokens": True,
+        "clean_up_tokenization_spaces": False,
+        "model_max_length": model_max_length,
+        "padding_side": "right",
+    }
+    for name, content in (("tokenizer_config.json", config), ("special_tokens_map.json", special_map)):
+        _write_atomic(out_dir / name, (json.dumps(content, ensure_ascii=False, indent=2) + "\n").encode())
+
+
+# --- CLI -------------------------------------------------------------------------------------------
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "tokenizer",
+        help="train the SentencePiece tokenizer and write its Hugging Face files",
+        description="Tokenizer stage: SentencePiece unigram with byte fallback, LINE's special ids.",
+    )
+    commands = parser.add_subparsers(dest="tokenizer_command", metavar="SUBCOMMAND", required=True)
+    train = commands.add_parser(
+        "train",
+        help="train a tokenizer on JSONL text",
+        description=(
+            "Train a SentencePiece unigram tokenizer (byte fallback, identity normalisation, ids 0..6 = "
+            "<unk> <s> </s> <pad> <sep> <mask> <cls>, \\n = 7) on the `text` field of JSONL(.gz/.zst) "
+            "files, sampling up to --max-sentences sentences. Writes spiece.model, tokenizer.json, "
+            "tokenizer_config.json, special_tokens_map.json and train_stats.json into --out."
+        ),
+        epilog="example: jalm tokenizer train out/clean/kept --vocab-size 8000 --out out/tokenizer",
+    )
+    train.add_argument("inputs", nargs="+", metavar="INPUT", help="JSONL(.gz/.zst) files or directories")
+    train.add_argument("--out", required=True, type=Path, help="directory to write the tokenizer into")
+    train.add_argument(
+        "--vocab-size", type=int, default=51200, help="pieces in the vocabulary (default 51200)"
+    )
+    train.add_argument(
+        "--max-sentences",
+        type=int,
+        default=2_000_000,
+        help="sentences sampled for training (default 2000000)",
+    )
+    train.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
+    train.add_argument("--threads", type=int, default=None, help="training threads (default: all cores)")
+    train.add_argument("--model-max-length", type=int, default=2048, help="context length (default 2048)")
+    train.add_argument("--quiet", action="store_true", help="no progress output")
+    train.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    out_dir = train_tokenizer(
+        args.inputs,
+        args.out,
+        vocab_size=args.vocab_size,
+        max_sentences=args.max_sentences,
+        seed=args.seed,
+        num_threads=args.threads,
+        progress=not args.quiet,
+        model_max_length=args.model_max_length,
+    )
+    stats = json.loads((out_dir / STATS_FILE).read_text(encoding="utf-8"))
+    print(
+        f"tokenizer: vocab {stats['vocab_size']}, {stats['sentences_used']:,} of {stats['sentences_seen']:,} "
+        f"sentences used, {stats['chars_per_token']:.2f} chars/token on {stats['chars_per_token_sample']:,} "
+        f"sentences, {stats['seconds']:.1f} s → {out_dir}"
+    )
+    return 0

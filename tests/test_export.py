@@ -1,0 +1,112 @@
+"""The exported directory: LINE's model-card snippet runs on it, and transformers 4 and 5 read it the same way."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from jalm.errors import JalmError
+from jalm.hf import check_model_dir
+
+PROMPT = "おはようございます、今日の天気は"
+PROBE = Path(__file__).with_name("compat_probe_model.py")
+
+
+def tf4_path() -> Path:
+    path = Path(sys.prefix) / "tf4"
+    assert (path / "transformers").is_dir(), (
+        f"{path}: transformers 4.x side install missing; run `make install`"
+    )
+    return path
+
+
+def probe(model_dir: Path, tf4: bool) -> dict:
+    env = {**os.environ, "PYTHONPATH": str(tf4_path())} if tf4 else {**os.environ, "PYTHONPATH": ""}
+    result = subprocess.run(
+        [sys.executable, str(PROBE), str(model_dir), PROMPT],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_line_model_card_snippet_runs_on_the_export(tiny_model_dir):
+    from transformers import AutoModelForCausalLM, AutoTokenizer, pipeline, set_seed
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir, use_fast=False)
+    generator = pipeline("text-generation", model=model, tokenizer=tokenizer, device=-1)
+    set_seed(101)
+    text = generator(
+        PROMPT, max_length=30, do_sample=True, pad_token_id=tokenizer.pad_token_id, num_return_sequences=5
+    )
+    assert len(text) == 5
+    assert all(
+        t["generated_text"].startswith(PROMPT) and len(t["generated_text"]) > len(PROMPT) for t in text
+    )
+    assert tokenizer.pad_token_id == 3 and tokenizer.eos_token_id == 2 and tokenizer.bos_token_id == 1
+
+
+def test_export_files_and_provenance(tiny_model_dir):
+    names = {p.name for p in tiny_model_dir.iterdir()}
+    assert {
+        "config.json",
+        "model.safetensors",
+        "spiece.model",
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "jalm.json",
+    } <= names
+    assert not any(n.endswith((".bin", ".pt")) for n in names)
+    provenance = json.loads((tiny_model_dir / "jalm.json").read_text())
+    assert provenance["preset"] == "test" and provenance["steps"] == 30
+    config = json.loads((tiny_model_dir / "config.json").read_text())
+    assert config["architectures"] == ["GPTNeoXForCausalLM"] and config["rotary_pct"] == 1.0
+    assert (tiny_model_dir / "training" / "metrics.jsonl").exists()
+
+
+def test_transformers_4_and_5_give_the_same_model(tiny_model_dir):
+    five, four = probe(tiny_model_dir, tf4=False), probe(tiny_model_dir, tf4=True)
+    assert five["transformers"].startswith("5.") and four["transformers"].startswith("4.")
+    assert five["rotary"] == four["rotary"] == 1.0
+    assert four["prompt_ids"] == five["prompt_ids"]
+    assert four["greedy"] == five["greedy"]
+    assert four["text"] == five["text"]
+    assert four["logits"] == pytest.approx(five["logits"], abs=1e-4)
+
+
+def test_without_legacy_rotary_keys_transformers_4_reads_another_model(tiny_model_dir, tmp_path):
+    """Why export writes rotary_pct: transformers 5's own config.json silently means 0.25 to 4.x."""
+    stripped = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, stripped)
+    config = json.loads((stripped / "config.json").read_text())
+    for key in ("rotary_pct", "rotary_emb_base"):
+        config.pop(key)
+    (stripped / "config.json").write_text(json.dumps(config))
+    five, four = probe(stripped, tf4=False), probe(stripped, tf4=True)
+    assert five["rotary"] == 1.0 and four["rotary"] == 0.25
+    assert four["logits"] != pytest.approx(five["logits"], abs=1e-4)
+
+
+def test_model_directory_without_weights_is_one_line_error(tiny_model_dir, tmp_path):
+    broken = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, broken)
+    (broken / "model.safetensors").unlink()
+    with pytest.raises(JalmError, match="model directory has no weights"):
+        check_model_dir(broken)
+
+
+def test_export_of_a_directory_that_is_not_a_run(tmp_path):
+    from jalm.export import export
+
+    with pytest.raises(JalmError, match="not a training run directory"):
+        export(tmp_path, tmp_path / "out")
