@@ -168,3 +168,32 @@ def test_train_cli_errors_are_one_line(tmp_path):
     )
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0 and "nope: no such directory" in result.stderr
+
+
+def test_continued_pretraining_starts_from_the_exported_weights(
+    tiny_model_dir, tiny_run_dir, packed_dir, tmp_path
+):
+    cfg = default_config("test", max_steps=3, save_every=0, init_from=str(tiny_model_dir), tensorboard=True)
+    train(cfg, packed_dir, tmp_path / "continued", device="cpu", progress=False)
+    scratch_first = losses(tiny_run_dir)[1]
+    continued_first = losses(tmp_path / "continued")[1]
+    assert continued_first < scratch_first - 0.5, (continued_first, scratch_first)
+    assert any((tmp_path / "continued" / "tensorboard").glob("events.out.tfevents.*"))
+
+
+def test_gpt2_weights_load_and_mismatched_shapes_are_refused(tmp_path):
+    import torch
+
+    from jalm.model import build_model, get_preset, hf_config
+    from jalm.train.loop import load_hf_weights
+
+    source = build_model(hf_config(get_preset("test-gpt2"), 500))
+    source.save_pretrained(tmp_path / "gpt2")
+    target = build_model(hf_config(get_preset("test-gpt2"), 500))
+    load_hf_weights(target, tmp_path / "gpt2")
+    for (name, a), b in zip(source.state_dict().items(), target.state_dict().values()):
+        assert torch.equal(a, b), name
+    with pytest.raises(JalmError, match="the preset builds a GPTNeoXForCausalLM"):
+        load_hf_weights(build_model(hf_config(get_preset("test"), 500)), tmp_path / "gpt2")
+    with pytest.raises(JalmError, match="pick the matching --preset"):
+        load_hf_weights(build_model(hf_config(get_preset("tiny-gpt2"), 500)), tmp_path / "gpt2")

@@ -37,6 +37,10 @@ class TrainConfig:
     spike_factor: float = 2.0
     spike_window: int = 50
     init: str = "small_init"  # small_init (the seed's) | normal_0.02
+    # Continued pretraining: start from the weights of a Hugging Face directory of the preset's shape
+    # (GPT-2 or GPT-NeoX layout), e.g. a published LINE model on disk.
+    init_from: str | None = None
+    tensorboard: bool = False
     seed: int = 0
     dtype: str = "auto"  # auto | float32 | bfloat16 (autocast)
     compile: bool = False

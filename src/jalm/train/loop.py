@@ -127,6 +127,8 @@ def train(
         cfg.init,
         generator=torch.Generator(env.device).manual_seed(cfg.seed),
     )
+    if cfg.init_from:
+        load_hf_weights(model, cfg.init_from)
     n_params = count_parameters(model)
     if cfg.activation_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
@@ -174,7 +176,12 @@ def train(
             ),
             encoding="utf-8",
         )
-    log = MetricsLog(run_dir / "metrics.jsonl", enabled=env.is_main, truncate_after_step=start_step)
+    log = MetricsLog(
+        run_dir / "metrics.jsonl",
+        enabled=env.is_main,
+        truncate_after_step=start_step,
+        tensorboard_dir=run_dir / "tensorboard" if cfg.tensorboard else None,
+    )
 
     per_step = cfg.micro_batch_size * cfg.grad_accum * env.world_size
     tokens_per_step = per_step * cfg.seq_len
@@ -287,6 +294,7 @@ def train(
     if step > start_step:  # a rerun of a finished run changes nothing
         log.write({"step": step, "val_loss": round(val, 5)})
         _save(run_dir, step, raw_model, optimizer, cfg, meta, sampler, tokens_seen, max_steps, guard, env)
+    log.close()
     if env.is_main:
         plot_loss(run_dir / "metrics.jsonl", run_dir / "loss.png")
         summary = {
@@ -299,6 +307,26 @@ def train(
         }
     distrib.teardown()
     return summary
+
+
+def load_hf_weights(model: torch.nn.Module, hf_dir: str | Path) -> None:
+    """Copy the weights of a Hugging Face directory into `model`, demanding the same layout and shapes."""
+    from transformers import AutoModelForCausalLM
+
+    from jalm.hf import check_model_dir
+
+    path = check_model_dir(hf_dir, need_tokenizer=False)
+    source = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+    if type(source) is not type(model):
+        raise JalmError(f"{path}: a {type(source).__name__}, but the preset builds a {type(model).__name__}")
+    theirs, ours = source.state_dict(), model.state_dict()
+    for name, tensor in ours.items():
+        if name not in theirs or theirs[name].shape != tensor.shape:
+            got = tuple(theirs[name].shape) if name in theirs else "missing"
+            raise JalmError(
+                f"{path}: {name} is {got}, the preset needs {tuple(tensor.shape)}; pick the matching --preset"
+            )
+    model.load_state_dict({name: theirs[name] for name in ours})
 
 
 def _inject_fault(fault: dict, loss: torch.Tensor) -> torch.Tensor:

@@ -9,16 +9,43 @@ from pathlib import Path
 class MetricsLog:
     """Append-only JSONL log. On resume, lines past the checkpoint's step are dropped (they will be redone)."""
 
-    def __init__(self, path: Path, enabled: bool = True, truncate_after_step: int | None = None):
-        self.path, self.enabled = Path(path), enabled
+    def __init__(
+        self,
+        path: Path,
+        enabled: bool = True,
+        truncate_after_step: int | None = None,
+        tensorboard_dir: Path | None = None,
+    ):
+        self.path, self.enabled, self.writer = Path(path), enabled, None
         if enabled and truncate_after_step is not None and self.path.exists():
             keep = [line for line in read_metrics(self.path) if line.get("step", 0) <= truncate_after_step]
             self.path.write_text("".join(json.dumps(r) + "\n" for r in keep), encoding="utf-8")
+        if enabled and tensorboard_dir is not None:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError:
+                from jalm.errors import JalmError
+
+                raise JalmError(
+                    "--tensorboard needs the tensorboard package: pip install 'jalm[tensorboard]'"
+                ) from None
+            self.writer = SummaryWriter(str(tensorboard_dir), purge_step=truncate_after_step or None)
 
     def write(self, record: dict) -> None:
-        if self.enabled:
-            with open(self.path, "a", encoding="utf-8") as handle:
-                handle.write(json.dumps(record) + "\n")
+        if not self.enabled:
+            return
+        with open(self.path, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(record) + "\n")
+        if self.writer is not None:
+            prefix = f"event/{record['event']}/" if "event" in record else ""
+            for key, value in record.items():
+                if key != "step" and isinstance(value, (int, float)):
+                    self.writer.add_scalar(prefix + key, value, record["step"])
+            self.writer.flush()
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
 
 
 def read_metrics(path: Path) -> list[dict]:

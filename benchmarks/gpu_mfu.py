@@ -1,0 +1,88 @@
+"""MFU of the `1.7b` preset at sequence length 2048 on one GPU, as one short command.
+
+    python benchmarks/gpu_mfu.py --steps 30 --micro-batch-size 8
+
+Builds a packed directory of random tokens (throughput does not depend on the text), runs `jalm train`
+with bf16, torch.compile and fused AdamW, and prints tokens/s and MFU (PaLM's 6N + 12·L·H·T FLOPs per
+token against the card's dense bf16 peak) averaged over the steps after warm-up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--preset", default="1.7b")
+    parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--warmup", type=int, default=10)
+    parser.add_argument("--micro-batch-size", type=int, default=8)
+    parser.add_argument("--seq-len", type=int, default=2048)
+    parser.add_argument("--activation-checkpointing", action=argparse.BooleanOptionalAction, default=False)
+    parser.add_argument("--compile", action=argparse.BooleanOptionalAction, default=True)
+    args = parser.parse_args()
+
+    import torch
+
+    from jalm.train import train
+    from jalm.train.config import default_config
+    from jalm.train.metrics import read_metrics
+
+    if not torch.cuda.is_available():
+        print("no CUDA device: this benchmark needs a GPU", file=sys.stderr)
+        return 1
+    work = Path(tempfile.mkdtemp())
+    packed = work / "packed"
+    (packed / "tokenizer").mkdir(parents=True)
+    tokens = np.random.default_rng(0).integers(
+        7, 51200, size=args.seq_len * args.micro_batch_size * (args.steps + 2) + 1
+    )
+    tokens.astype(np.uint16).tofile(packed / "train.bin")
+    tokens[: args.seq_len * 4 + 1].astype(np.uint16).tofile(packed / "val.bin")
+    (packed / "meta.json").write_text(
+        json.dumps({"dtype": "uint16", "vocab_size": 51200, "eos_id": 2, "seq_len": args.seq_len})
+    )
+    cfg = default_config(
+        args.preset,
+        max_steps=args.steps,
+        micro_batch_size=args.micro_batch_size,
+        seq_len=args.seq_len,
+        warmup_steps=5,
+        compile=args.compile,
+        activation_checkpointing=args.activation_checkpointing,
+        dtype="bfloat16",
+        log_every=1,
+        save_every=0,
+        eval_batches=1,
+    )
+    train(cfg, packed, work / "run", device="cuda", progress=True)
+    records = [r for r in read_metrics(work / "run" / "metrics.jsonl") if "mfu" in r][args.warmup :]
+    mfu = sum(r["mfu"] for r in records) / len(records)
+    tps = sum(r["tokens_per_s"] for r in records) / len(records)
+    print(
+        json.dumps(
+            {
+                "device": torch.cuda.get_device_name(),
+                "preset": args.preset,
+                "seq_len": args.seq_len,
+                "micro_batch_size": args.micro_batch_size,
+                "tokens_per_s": round(tps),
+                "mfu": round(mfu, 4),
+                "peak_memory_gib": round(torch.cuda.max_memory_allocated() / 2**30, 1),
+            }
+        )
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
