@@ -36,6 +36,7 @@ lint: install
 	$(VENV)/bin/ruff format --check src tests benchmarks scripts
 
 test: lint
+	scripts/ensure-chromium.sh
 	$(PY) -m pytest -q
 
 clean-venv:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import time
 from pathlib import Path
 
@@ -39,6 +40,9 @@ def run_demo(
     from jalm.train.metrics import read_metrics
 
     work = Path(workdir)
+    # A demo always starts afresh: a finished training run in the work directory would otherwise resume.
+    for stage in ("clean", "tokenizer", "packed", "train", "model"):
+        shutil.rmtree(work / stage, ignore_errors=True)
     work.mkdir(parents=True, exist_ok=True)
     data = bundled_data_dir()
     timings: dict[str, float] = {}
@@ -112,7 +116,7 @@ def run_demo(
         progress=progress,
     )
     timings["eval"] = time.perf_counter() - t
-    shutil_copy(work / "results.json", model_dir / "results.json")
+    shutil.copy2(work / "results.json", model_dir / "results.json")
     ppl = results["tasks"]["ppl"]
     print(
         f"dev perplexity {ppl['ppl']:.1f} per token, {ppl['bits_per_char']:.3f} bits per character "
@@ -138,12 +142,6 @@ def run_demo(
     )
     print(f"\ndone in {timings['total']:.0f} s. Try it: jalm serve --model {model_dir}")
     return summary_out
-
-
-def shutil_copy(src: Path, dst: Path) -> None:
-    import shutil
-
-    shutil.copy2(src, dst)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -1,0 +1,260 @@
+"""Deduplication across every shard of a run, without one in-memory set.
+
+Each shard job computes, for every document that passed the filters, a 64-bit hash of its
+normalised text (exact duplicates) and a MinHash signature of its character n-grams, cut into LSH
+bands; it writes them to per-shard key files. A second pass groups equal band keys across all
+shards (one job per band, each reading one column of every shard's file), so shards can be
+processed on different machines as long as the key files meet on shared storage. Candidate pairs
+are verified on their signatures and joined with union-find; of each group of duplicates exactly
+one document is kept: the first in shard order, then line order, so the choice does not depend on
+the number of workers.
+
+MinHash uses one permutation hashing with densification (Li, Owen & Zhang 2012; Shrivastava & Li
+2014): one hash per n-gram, spread over `bands * rows` bins, so the cost is linear in the text
+instead of text length × number of hash functions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from jalm.corpus.io import atomic_path
+
+_EMPTY = np.uint32(0xFFFFFFFF)
+_BASE = np.uint64(1_000_003)
+
+
+def mix64(x: np.ndarray) -> np.ndarray:
+    """splitmix64's finaliser: a fast, well-spread 64-bit hash of each element (wrapping arithmetic)."""
+    x = x ^ (x >> np.uint64(30))
+    x = x * np.uint64(0xBF58476D1CE4E5B9)
+    x = x ^ (x >> np.uint64(27))
+    x = x * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
+def exact_hash(text: str) -> int:
+    return int.from_bytes(hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest(), "little")
+
+
+def ngram_hashes(dense_codes: np.ndarray, n: int) -> np.ndarray:
+    """Rolling polynomial hash of every character n-gram (uint64, wrapping)."""
+    length = len(dense_codes) - n + 1
+    if length <= 0:
+        return np.zeros(0, dtype=np.uint64)
+    hashes = dense_codes[:length].astype(np.uint64)
+    for k in range(1, n):
+        hashes = hashes * _BASE + dense_codes[k : k + length]
+    return hashes
+
+
+def signature(shingles: np.ndarray, num_hashes: int, seed: int = 0) -> np.ndarray | None:
+    """One-permutation MinHash signature (uint32 × num_hashes), or None for a text without n-grams."""
+    if len(shingles) == 0:
+        return None
+    h = mix64(shingles ^ np.uint64((seed * 0x9E3779B97F4A7C15 + 0x632BE59BD9B4E019) & 0xFFFFFFFFFFFFFFFF))
+    bins = (h % np.uint64(num_hashes)).astype(np.intp)
+    values = (h >> np.uint64(32)).astype(np.uint32)
+    sig = np.full(num_hashes, _EMPTY, dtype=np.uint32)
+    np.minimum.at(sig, bins, values)
+    filled = np.zeros(num_hashes, dtype=bool)
+    filled[bins] = True
+    if not filled.all():
+        # Densification: an empty bin borrows the value of the next filled bin (circularly), salted
+        # with the distance, so two similar texts still agree on it with probability ≈ Jaccard.
+        full = np.flatnonzero(filled)
+        empty = np.flatnonzero(~filled)
+        pos = np.searchsorted(full, empty) % len(full)
+        source = full[pos]
+        distance = (source - empty) % num_hashes
+        salted = mix64(
+            sig[source].astype(np.uint64) + distance.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+        )
+        sig[empty] = (salted >> np.uint64(32)).astype(np.uint32)
+    return sig
+
+
+def band_keys(sig: np.ndarray, bands: int, rows: int) -> np.ndarray:
+    """One 64-bit key per band: documents sharing any band key are candidate duplicates."""
+    table = sig[: bands * rows].reshape(bands, rows).astype(np.uint64)
+    acc = np.arange(1, bands + 1, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+    for r in range(rows):
+        acc = mix64(acc * _BASE + table[:, r])
+    return acc
+
+
+# ---- per-shard key files ---------------------------------------------------------------------
+
+
+def write_keys(
+    work: Path,
+    name: str,
+    ids: list[str],
+    exact: list[int],
+    sigs: list[np.ndarray | None],
+    cfg: dict[str, Any],
+) -> None:
+    """Write the shard's key files: ids, exact hashes, band keys (bands × docs) and signatures."""
+    bands, rows = cfg["bands"], cfg["rows"]
+    num = bands * rows
+    n = len(ids)
+    sig_matrix = np.zeros((n, num), dtype=np.uint32)
+    band_matrix = np.zeros((bands, n), dtype=np.uint64)
+    has_sig = np.zeros(n, dtype=bool)
+    for i, sig in enumerate(sigs):
+        if sig is not None:
+            sig_matrix[i] = sig
+            band_matrix[:, i] = band_keys(sig, bands, rows)
+            has_sig[i] = True
+    keys = work / "keys"
+    keys.mkdir(parents=True, exist_ok=True)
+    for suffix, array in (
+        ("exact", np.asarray(exact, dtype=np.uint64)),
+        ("bands", band_matrix),
+        ("sigs", sig_matrix),
+        ("has_sig", has_sig),
+    ):
+        with atomic_path(keys / f"{name}.{suffix}.npy") as tmp:
+            with open(tmp, "wb") as handle:
+                np.save(handle, array)
+    with atomic_path(keys / f"{name}.ids.json") as tmp:
+        tmp.write_text(json.dumps(ids, ensure_ascii=False), encoding="utf-8")
+
+
+def _load(work: Path, name: str, suffix: str) -> np.ndarray:
+    return np.load(work / "keys" / f"{name}.{suffix}.npy", mmap_mode="r")
+
+
+def group_keys(job: dict[str, Any]) -> dict[str, Any]:
+    """One grouping job: `band` is an int (LSH band) or "exact". Returns candidate (child, parent)
+    pairs of global ids (shard index << 32 | position), where parent sorts before child."""
+    work = Path(job["work"])
+    keys, gids = [], []
+    for index, name in job["shards"]:
+        if job["band"] == "exact":
+            column = np.asarray(_load(work, name, "exact"))
+            valid = np.ones(len(column), dtype=bool)
+        else:
+            column = np.asarray(_load(work, name, "bands")[job["band"]])
+            valid = np.asarray(_load(work, name, "has_sig"))
+        positions = np.flatnonzero(valid).astype(np.int64)
+        keys.append(column[positions])
+        gids.append((np.int64(index) << np.int64(32)) | positions)
+    key = np.concatenate(keys) if keys else np.zeros(0, dtype=np.uint64)
+    gid = np.concatenate(gids) if gids else np.zeros(0, dtype=np.int64)
+    if len(key) < 2:
+        return {"band": job["band"], "pairs": np.zeros((0, 2), dtype=np.int64)}
+    order = np.lexsort((gid, key))
+    key, gid = key[order], gid[order]
+    new_group = np.r_[True, key[1:] != key[:-1]]
+    group = np.cumsum(new_group) - 1
+    first = gid[np.flatnonzero(new_group)][group]
+    member = gid != first
+    pairs = [np.stack([gid[member], first[member]], axis=1)]
+    if job["band"] != "exact":
+        # Also the previous member of the bucket, so a chain a~b~c is found even when a~c fails verification.
+        previous = np.r_[gid[:1], gid[:-1]]
+        chained = member & ~new_group & (previous != first)
+        pairs.append(np.stack([gid[chained], previous[chained]], axis=1))
+    return {"band": job["band"], "pairs": np.concatenate(pairs)}
+
+
+class UnionFind:
+    def __init__(self) -> None:
+        self.parent: dict[int, int] = {}
+
+    def find(self, x: int) -> int:
+        root = x
+        while self.parent.get(root, root) != root:
+            root = self.parent[root]
+        while self.parent.get(x, x) != root:
+            self.parent[x], x = root, self.parent[x]
+        return root
+
+    def union(self, a: int, b: int) -> None:
+        ra, rb = self.find(a), self.find(b)
+        if ra != rb:
+            # The smaller global id (earlier shard, earlier line) stays the root: that copy is kept.
+            lo, hi = (ra, rb) if ra < rb else (rb, ra)
+            self.parent[hi] = lo
+
+
+def resolve(
+    work: Path, shards: list[tuple[int, str]], results: list[dict[str, Any]], cfg: dict[str, Any]
+) -> tuple[dict[str, dict[int, str]], dict[str, int]]:
+    """Join candidate pairs into groups; return {shard name: {position: reason}} and counters."""
+    names = dict(shards)
+    exact_pairs = [r["pairs"] for r in results if r["band"] == "exact"]
+    near_pairs = [r["pairs"] for r in results if r["band"] != "exact"]
+    drops: dict[int, str] = {}
+    ids_cache: dict[int, list[str]] = {}
+
+    def doc_id(gid: int) -> str:
+        shard = gid >> 32
+        if shard not in ids_cache:
+            ids_cache[shard] = json.loads(
+                (work / "keys" / f"{names[shard]}.ids.json").read_text(encoding="utf-8")
+            )
+        return ids_cache[shard][gid & 0xFFFFFFFF]
+
+    # Exact duplicates: every member of a group points at the group's first document.
+    exact_root: dict[int, int] = {}
+    for pairs in exact_pairs:
+        for child, parent in pairs.tolist():
+            exact_root[child] = parent
+    for child, parent in exact_root.items():
+        drops[child] = f"exact_duplicate: same normalised text as {doc_id(parent)}"
+    counters = {
+        "exact_duplicates": len(exact_root),
+        "near_candidate_pairs": 0,
+        "near_verified_pairs": 0,
+        "near_duplicates": 0,
+    }
+
+    if near_pairs and cfg.get("near", True):
+        pairs = np.concatenate(near_pairs)
+        # Map both ends onto their exact-duplicate root and drop self-pairs and repeats.
+        if exact_root:
+            lookup = np.vectorize(lambda g: exact_root.get(g, g), otypes=[np.int64])
+            pairs = lookup(pairs) if len(pairs) else pairs
+        pairs = pairs[pairs[:, 0] != pairs[:, 1]]
+        pairs = np.unique(np.sort(pairs, axis=1)[:, ::-1], axis=0) if len(pairs) else pairs
+        counters["near_candidate_pairs"] = int(len(pairs))
+        if len(pairs):
+            sigs = _gather_signatures(work, names, np.unique(pairs))
+            a = np.stack([sigs[g] for g in pairs[:, 0].tolist()])
+            b = np.stack([sigs[g] for g in pairs[:, 1].tolist()])
+            estimate = (a == b).mean(axis=1)
+            verified = pairs[estimate >= cfg["threshold"]]
+            counters["near_verified_pairs"] = int(len(verified))
+            union = UnionFind()
+            for child, parent in verified.tolist():
+                union.union(child, parent)
+            for gid in sorted(union.parent):
+                root = union.find(gid)
+                if root != gid:
+                    jaccard = float((sigs[gid] == sigs[root]).mean())
+                    drops[gid] = (
+                        f"near_duplicate: of {doc_id(root)} (MinHash Jaccard ≈ {jaccard:.2f}, threshold {cfg['threshold']})"
+                    )
+                    counters["near_duplicates"] += 1
+    by_shard: dict[str, dict[int, str]] = {}
+    for gid, reason in drops.items():
+        by_shard.setdefault(names[gid >> 32], {})[gid & 0xFFFFFFFF] = reason
+    return by_shard, counters
+
+
+def _gather_signatures(work: Path, names: dict[int, str], gids: np.ndarray) -> dict[int, np.ndarray]:
+    out: dict[int, np.ndarray] = {}
+    shard_of = gids >> 32
+    for shard in np.unique(shard_of).tolist():
+        members = gids[shard_of == shard]
+        rows = np.asarray(_load(work, names[shard], "sigs")[members & 0xFFFFFFFF])
+        for gid, row in zip(members.tolist(), rows):
+            out[gid] = row
+    return out

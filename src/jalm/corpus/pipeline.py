@@ -1,0 +1,291 @@
+"""The clean stage, end to end, in three passes over shards:
+
+1. filter (one job per shard): read, extract HTML, normalise, filter; write rejected/ and
+   quarantine/; keep survivors and their dedup keys under DIR/.work/;
+2. group (one job per LSH band, plus one for exact hashes): find duplicates across all shards
+   from the key files, then join them (union-find) and pick the one copy to keep;
+3. finish (one job per shard): write kept/ = survivors minus duplicates.
+
+Then stats.json, report.md and report.png. Every pass is resumable per shard (see shardjob.py):
+rerunning the same command after a crash redoes only what has no completion marker.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from jalm.corpus import dedup, shardjob
+from jalm.corpus.config import CleanConfig
+from jalm.corpus.executors import Executor
+from jalm.corpus.io import SUFFIXES, atomic_path
+from jalm.corpus.readers import Shard, plan_shards
+from jalm.errors import JalmError
+
+STATS_VERSION = 1
+
+
+def clean(
+    inputs: list[Path | str],
+    out_dir: Path | str,
+    config: CleanConfig | None = None,
+    workers: int = 1,
+    progress: bool = True,
+    compress: str = "zst",
+    executor: str = "local",
+    stages: list[Any] | None = None,
+    report: bool = True,
+    overwrite: bool = False,
+) -> dict[str, Any]:
+    """Clean `inputs` (JSONL/.gz/.zst, Parquet, text/HTML folders) into `out_dir`; return the stats.
+
+    Writes out_dir/kept/, rejected/ (records with `reason`), quarantine/ (unreadable input with file
+    and line), stats.json and report.md/report.png. `stages`: extra processors run after the
+    filters, e.g. a HojiChar `Compose`. Rerunning with the same arguments resumes a killed run (or
+    returns the finished run's stats); `overwrite=True` deletes an earlier run's outputs first.
+    """
+    config = config or CleanConfig.load()
+    if compress not in SUFFIXES:
+        raise JalmError(f"compression must be one of {', '.join(SUFFIXES)}, got {compress!r}")
+    if workers < 1:
+        raise JalmError(f"--workers must be at least 1, got {workers}")
+    out = Path(out_dir)
+    shards = plan_shards(inputs)
+    if overwrite:
+        remove_outputs(out)
+    _check_or_write_plan(out, shards, config, compress, stages)
+    started = time.perf_counter()
+    with Executor(workers, executor) as runner:
+        stats = _run(shards, out, config, compress, stages, runner, _bar(progress, len(shards)), started)
+    elapsed = time.perf_counter() - started
+    stats["timings"]["total_s"] = round(elapsed, 3)
+    stats["timings"]["docs_per_s"] = round(stats["input"] / elapsed, 1) if elapsed else None
+    stats["timings"]["mb_per_s"] = round(stats["bytes"]["input"] / 1e6 / elapsed, 3) if elapsed else None
+    with atomic_path(out / "stats.json") as tmp:
+        tmp.write_text(json.dumps(stats, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    if report:
+        from jalm.corpus.report import write_report
+
+        write_report(out, stats)
+    cleanup(out / ".work", shards)
+    return stats
+
+
+def _run(shards, out, config, compress, stages, runner, bar, started) -> dict[str, Any]:
+    """The three passes; returns the merged stats (timings filled in by the caller)."""
+    work = out / ".work"
+
+    # Pass 1: filters, per shard.
+    todo = [s for s in shards if not (work / "pass1" / f"{s.name}.json").exists()]
+    base = {"out": str(out), "settings": config.settings, "compress": compress, "stages": stages or []}
+    jobs = [{**base, "shard": vars(s)} for s in todo]
+    if bar is not None and len(todo) < len(shards):
+        bar.write(f"clean: resuming, {len(shards) - len(todo)} of {len(shards)} shards already filtered")
+    runner.run(
+        shardjob.filter_shard, jobs, bar, on_done=_shard_done(bar, len(shards), len(shards) - len(todo))
+    )
+    pass1 = {s.name: _read_json(work / "pass1" / f"{s.name}.json") for s in shards}
+    t_filter = time.perf_counter()
+
+    # Pass 2: duplicates across all shards, by grouping keys.
+    dedup_cfg = config.section("dedup")
+    by_shard: dict[str, dict[int, str]] = {}
+    counters: dict[str, int] = {}
+    if dedup_cfg.get("exact", True) or dedup_cfg.get("near", True):
+        if bar is not None:
+            bar.set_description_str("clean [dedup]")
+        listing = [(s.index, s.name) for s in shards]
+        group_jobs = []
+        if dedup_cfg.get("exact", True):
+            group_jobs.append({"work": str(work), "shards": listing, "band": "exact"})
+        if dedup_cfg.get("near", True):
+            group_jobs += [
+                {"work": str(work), "shards": listing, "band": b} for b in range(dedup_cfg["bands"])
+            ]
+        results = runner.run(dedup.group_keys, group_jobs)
+        by_shard, counters = dedup.resolve(work, listing, results, dedup_cfg)
+    t_group = time.perf_counter()
+
+    # Pass 3: kept shards.
+    if bar is not None:
+        bar.set_description_str("clean [write]")
+    finish = [
+        {
+            "out": str(out),
+            "name": s.name,
+            "compress": compress,
+            "text_field": config.text_field,
+            "drops": {str(k): v for k, v in by_shard.get(s.name, {}).items()},
+        }
+        for s in shards
+        if not (work / "pass3" / f"{s.name}.json").exists()
+    ]
+    runner.run(shardjob.finish_shard, finish)
+    pass3 = {s.name: _read_json(work / "pass3" / f"{s.name}.json") for s in shards}
+    if bar is not None:
+        bar.close()
+
+    end = time.perf_counter()
+    stats = merge_stats(shards, pass1, pass3, counters, config, runner.workers, runner.kind)
+    stats["timings"].update(
+        {
+            "filter_pass_s": round(t_filter - started, 3),
+            "dedup_group_s": round(t_group - t_filter, 3),
+            "write_pass_s": round(end - t_group, 3),
+        }
+    )
+    return stats
+
+
+def _bar(progress: bool, n_shards: int) -> Any:
+    if not progress:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(desc=f"clean [0/{n_shards} shards]", unit="doc", dynamic_ncols=True, smoothing=0.1)
+
+
+def _shard_done(bar: Any, total: int, already: int):
+    done = [already]
+
+    def update(_: dict[str, Any]) -> None:
+        done[0] += 1
+        if bar is not None:
+            bar.set_description_str(f"clean [{done[0]}/{total} shards]")
+
+    return update
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def _fingerprint(
+    shards: list[Shard], config: CleanConfig, compress: str, stages: list[Any] | None
+) -> dict[str, Any]:
+    settings = json.dumps(config.settings, sort_keys=True, ensure_ascii=False)
+    return {
+        "shards": [{"name": s.name, "paths": s.paths} for s in shards],
+        "config_sha256": hashlib.sha256(settings.encode("utf-8")).hexdigest(),
+        "compress": compress,
+        "stages": [type(s).__name__ for s in stages or []],
+    }
+
+
+def _check_or_write_plan(
+    out: Path, shards: list[Shard], config: CleanConfig, compress: str, stages: list[Any] | None
+) -> None:
+    """A resumed run must be the same run: same inputs, config and compression."""
+    plan_path = out / ".work" / "plan.json"
+    plan = _fingerprint(shards, config, compress, stages)
+    if plan_path.exists():
+        previous = _read_json(plan_path)
+        if previous != plan:
+            differs = [key for key in plan if plan[key] != previous.get(key)]
+            raise JalmError(
+                f"{out}: holds a clean run with other {' and '.join(differs)}; "
+                "use a new --out directory or --overwrite to start afresh"
+            )
+        return
+    if (out / "stats.json").exists() or any(
+        (out / sub).exists() and any((out / sub).iterdir()) for sub in ("kept", "rejected")
+    ):
+        raise JalmError(
+            f"{out}: holds outputs of another clean run; use a new --out directory or --overwrite"
+        )
+    for sub in ("kept", "rejected", "quarantine"):
+        (out / sub).mkdir(parents=True, exist_ok=True)
+    with atomic_path(plan_path) as tmp:
+        tmp.write_text(json.dumps(plan, ensure_ascii=False, indent=1), encoding="utf-8")
+
+
+OUTPUTS = ("kept", "rejected", "quarantine", ".work", "stats.json", "report.md", "report.png")
+
+
+def remove_outputs(out: Path) -> None:
+    """Delete what a clean run writes (and nothing else a user may keep in the folder)."""
+    for name in OUTPUTS:
+        path = out / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+
+
+def cleanup(work: Path, shards: list[Shard]) -> None:
+    """Survivor files are no longer needed once their kept shard is written; keys stay for reports."""
+    for shard in shards:
+        if (work / "pass3" / f"{shard.name}.json").exists():
+            (work / "candidates" / f"{shard.name}.jsonl").unlink(missing_ok=True)
+    candidates = work / "candidates"
+    if candidates.exists() and not any(candidates.iterdir()):
+        shutil.rmtree(candidates)
+
+
+def merge_stats(shards, pass1, pass3, counters, config, workers, executor) -> dict[str, Any]:
+    rejected: Counter[str] = Counter()
+    rejected_bytes: Counter[str] = Counter()
+    quarantined: Counter[str] = Counter()
+    cpu: Counter[str] = Counter()
+    examples: dict[str, list[dict[str, Any]]] = {}
+    total = {"input": 0, "kept": 0, "malformed": 0, "html_extracted": 0}
+    b = {"input": 0, "kept": 0, "malformed": 0}
+    per_shard = []
+    for shard in shards:
+        p1, p3 = pass1[shard.name], pass3[shard.name]
+        for key in ("input", "malformed", "html_extracted"):
+            total[key] += p1[key]
+        total["kept"] += p3["kept"]
+        b["input"] += p1["bytes"]["input"]
+        b["malformed"] += p1["bytes"]["malformed"]
+        b["kept"] += p3["bytes"]["kept"]
+        for source in (p1, p3):
+            rejected.update(source["rejected"])
+            rejected_bytes.update(source["bytes"]["rejected"])
+            for rule, items in source["examples"].items():
+                bucket = examples.setdefault(rule, [])
+                bucket.extend(items[: max(0, shardjob.N_EXAMPLES - len(bucket))])
+        quarantined.update(p1["quarantined"])
+        cpu.update(p1["filter_seconds"])
+        per_shard.append(
+            {
+                "name": shard.name,
+                "paths": shard.paths,
+                "input": p1["input"],
+                "kept": p3["kept"],
+                "rejected": sum(p1["rejected"].values()) + sum(p3["rejected"].values()),
+                "malformed": p1["malformed"],
+                "seconds": p1["seconds"],
+            }
+        )
+    order = sorted(rejected, key=lambda rule: (-rejected[rule], rule))
+    return {
+        "version": STATS_VERSION,
+        "input": total["input"],
+        "kept": total["kept"],
+        "rejected": {rule: rejected[rule] for rule in order},
+        "rejected_total": sum(rejected.values()),
+        "malformed": total["malformed"],
+        "quarantined": dict(quarantined.most_common()),
+        "html_extracted": total["html_extracted"],
+        "bytes": {
+            "input": b["input"],
+            "kept": b["kept"],
+            "rejected": {rule: rejected_bytes[rule] for rule in order},
+            "malformed": b["malformed"],
+        },
+        "dedup": counters,
+        "shards": per_shard,
+        "examples": {rule: examples[rule] for rule in order if rule in examples},
+        "timings": {
+            "workers": workers,
+            "executor": executor,
+            "cpu_s_by_step": {k: round(v, 3) for k, v in cpu.most_common()},
+        },
+        "config": config.settings,
+    }
