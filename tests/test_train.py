@@ -143,7 +143,7 @@ def test_injected_nan_or_spike_is_caught_and_the_run_finishes(packed_dir, tmp_pa
 def test_time_budget_fixes_max_steps_from_measured_speed(packed_dir, tmp_path):
     cfg = default_config("test", max_steps=100_000, time_budget_s=4.0, calibration_steps=8, save_every=0)
     summary = train(cfg, packed_dir, tmp_path / "run", device="cpu", progress=False)
-    assert 8 < summary["steps"] < 100_000
+    assert 3 < summary["steps"] < 100_000
     state = ckpt.read_state(ckpt.latest_checkpoint(tmp_path / "run"))
     assert state["max_steps"] == summary["steps"]
 

@@ -243,19 +243,23 @@ def train(
                 bar.n = step
                 continue
 
-        # Time budget: measure the speed after the first steps (which include compilation), then fix
-        # max_steps so the run, and its cosine schedule, end within the budget.
-        if not budget_decided and step - start_step == min(5, cfg.calibration_steps // 2):
-            calibration_start = time.perf_counter()
-            calibration_step = step
-        if not budget_decided and step - start_step >= cfg.calibration_steps:
+        # Time budget: measure the speed after the first 2 steps (which include compilation), for
+        # `calibration_steps` steps or a tenth of the budget, whichever ends first; then fix max_steps
+        # so the run, and its cosine schedule, end within the budget. Rank 0 decides for everyone.
+        if not budget_decided and step - start_step == 2:
+            calibration_start, calibration_step = time.perf_counter(), step
+        elif not budget_decided and step - start_step > 2:
             now = time.perf_counter()
-            per_step_s = (now - calibration_start) / max(step - calibration_step, 1)
-            remaining = max(0.0, cfg.time_budget_s - (now - started))
-            decided = step + int(remaining / per_step_s)
-            max_steps = int(distrib.broadcast_object(max(decided, step + 1)))
-            bar.total = max_steps
-            budget_decided = True
+            measured = step - calibration_step
+            ready = measured >= cfg.calibration_steps or (
+                now - calibration_start >= 0.1 * cfg.time_budget_s and measured >= 2
+            )
+            if distrib.broadcast_object(ready):
+                remaining = max(0.0, cfg.time_budget_s - (now - started))
+                decided = step + int(remaining / ((now - calibration_start) / measured))
+                max_steps = int(distrib.broadcast_object(max(decided, step + 1)))
+                bar.total = max_steps
+                budget_decided = True
         if verdict == "ok" and (step % cfg.log_every == 0 or step == max_steps):
             now = time.perf_counter()
             tps = window_tokens / max(now - window_start, 1e-9)

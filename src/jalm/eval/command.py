@@ -1,0 +1,169 @@
+"""`jalm eval`: perplexity, JSQuAD and AI王 on any Hugging Face causal LM, and the seed's table.
+
+Tasks (protocols as the seed's table was made; see src/jalm/eval/*.py):
+  ppl     perplexity per predicted token and bits per character on JSONL text with a `text` field
+          (no BOS; documents never share a window; long ones in strided windows)
+  jsquad  JSQuAD dev, jp-stable `jsquad-1.1-0.2`, 3 shots drawn with Random(42), greedy, exact match / F1
+  aio     AI王 aio_02_dev, closed-book zero-shot `{question}答えは「`, greedy, exact match
+
+Prompts longer than the model's context are truncated on the left (as jp-stable does), counted in the
+results as `truncated_prompts` and flagged per example in --save-predictions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+EXAMPLES = """examples:
+  jalm eval --model runs/demo/model --tasks ppl,jsquad,aio --out results.json
+  jalm eval --model runs/demo/model --tasks jsquad --limit 100 --save-predictions preds.jsonl
+  jalm eval --model ~/models/japanese-large-lm-3.6b --tasks ppl --data mc4-ja-valid.jsonl.zst \\
+            --device cuda --dtype bfloat16 --batch-size 16
+  jalm eval table runs/a/results.json runs/b/results.json"""
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "eval",
+        help="perplexity, JSQuAD and AI王 on a model; the seed's results table",
+        description=__doc__,
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--model", metavar="DIR", help="Hugging Face causal LM directory with its tokenizer")
+    parser.add_argument(
+        "--tasks", default="ppl,jsquad,aio", help="comma-separated tasks (default ppl,jsquad,aio)"
+    )
+    parser.add_argument(
+        "--data",
+        nargs="+",
+        metavar="FILE",
+        help="ppl text: JSONL(.gz/.zst) files or directories (default: bundled data/dev/wiki_jaquad)",
+    )
+    parser.add_argument("--out", metavar="FILE", help="write results JSON here (e.g. results.json)")
+    parser.add_argument(
+        "--limit",
+        type=int,
+        metavar="N",
+        help="evaluate the first N documents / questions of each task in evaluation order",
+    )
+    parser.add_argument(
+        "--save-predictions",
+        metavar="FILE",
+        help="JSONL, one line per JSQuAD / AI王 question: id, prompt, prediction, golds, scores",
+    )
+    parser.add_argument(
+        "--batch-size", type=int, default=8, help="prompts or windows per forward pass (default 8)"
+    )
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ... or auto (default cpu)")
+    parser.add_argument(
+        "--dtype",
+        default="float32",
+        choices=["float32", "bfloat16", "float16", "auto"],
+        help="weights dtype (default float32)",
+    )
+    parser.add_argument("--use-fast", action="store_true", help="load the tokenizer with use_fast=True")
+    parser.add_argument(
+        "--trust-remote-code",
+        action="store_true",
+        help="allow code from the model directory to run (off unless given)",
+    )
+    parser.add_argument("--name", help="model name in results and table (default: the directory name)")
+    parser.add_argument(
+        "--max-length", type=int, metavar="N", help="context length (default: from config.json)"
+    )
+    parser.add_argument(
+        "--ppl-window", type=int, metavar="N", help="perplexity window in tokens (default: context)"
+    )
+    parser.add_argument(
+        "--ppl-stride", type=int, metavar="N", help="perplexity stride in tokens (default: window/2)"
+    )
+    parser.add_argument(
+        "--jsquad-data", metavar="FILE", help="JSQuAD questions (default: bundled valid v1.1)"
+    )
+    parser.add_argument(
+        "--jsquad-train",
+        metavar="FILE",
+        help="JSQuAD shot pool, e.g. train-v1.1.json (default: bundled test v1.3)",
+    )
+    parser.add_argument("--jsquad-shots", type=int, default=3, help="shots per question (default 3)")
+    parser.add_argument(
+        "--jsquad-prompt-version",
+        default="0.2",
+        choices=["0.1", "0.2", "0.3"],
+        help="jp-stable prompt version (default 0.2)",
+    )
+    parser.add_argument("--aio-data", metavar="FILE", help="AI王 TSV (default: bundled aio_02_dev)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.set_defaults(func=run)
+
+    sub = parser.add_subparsers(dest="eval_command", metavar="{table}")
+    table = sub.add_parser(
+        "table",
+        help="print the seed's Markdown table for one or several results files",
+        epilog="example: jalm eval table runs/a/results.json runs/b/results.json --out table.md",
+    )
+    table.add_argument(
+        "results", nargs="+", metavar="RESULTS", help="results JSON files written by jalm eval"
+    )
+    table.add_argument("--out", metavar="FILE", help="also write the table to this file")
+    table.set_defaults(func=run_table)
+
+
+def run(args: argparse.Namespace) -> int:
+    from jalm.errors import JalmError
+    from jalm.eval.suite import evaluate
+    from jalm.eval.table import format_table
+
+    if not args.model:
+        raise JalmError("--model DIR is required (or use `jalm eval table RESULTS...`)")
+    results = evaluate(
+        args.model,
+        args.tasks,
+        out=args.out,
+        data=args.data,
+        limit=args.limit,
+        save_predictions=args.save_predictions,
+        batch_size=args.batch_size,
+        device=args.device,
+        dtype=args.dtype,
+        use_fast=args.use_fast,
+        trust_remote_code=args.trust_remote_code,
+        name=args.name,
+        max_length=args.max_length,
+        ppl_window=args.ppl_window,
+        ppl_stride=args.ppl_stride,
+        jsquad_data=args.jsquad_data,
+        jsquad_train=args.jsquad_train,
+        jsquad_shots=args.jsquad_shots,
+        jsquad_prompt_version=args.jsquad_prompt_version,
+        aio_data=args.aio_data,
+        progress=not args.quiet,
+    )
+    for task, metrics in results["tasks"].items():
+        shown = {k: v for k, v in metrics.items() if not isinstance(v, str)}
+        print(f"{task}: {json.dumps(shown, ensure_ascii=False)}")
+        if metrics.get("truncated_prompts"):
+            print(
+                f"{task}: note: {metrics['truncated_prompts']} prompts were longer than the context and "
+                "were truncated on the left",
+                file=sys.stderr,
+            )
+    print()
+    print(format_table([results]))
+    if args.out:
+        print(f"\nresults written to {args.out}")
+    return 0
+
+
+def run_table(args: argparse.Namespace) -> int:
+    from jalm.eval.table import format_table, read_results
+
+    table = format_table([read_results(p) for p in args.results])
+    print(table)
+    if args.out:
+        Path(args.out).write_text(table + "\n", encoding="utf-8")
+    return 0

@@ -1,0 +1,650 @@
+"""The model card: one document built from `ModelFacts`, rendered as the web page's HTML and as the Hub README.
+
+The card is a list of sections, each a list of simple blocks (paragraph, table, code, image, list), so
+the page and the README say exactly the same things. Whatever is unknown is said to be unknown, with the
+file that would have told.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from jalm.serve.facts import ModelFacts
+
+PROMPT = "おはようございます、今日の天気は"
+UNKNOWN = "unknown"
+DASH = "—"
+
+# The seed's published numbers (LINE's model card), shown for scale only.
+LINE_REFERENCE = [
+    ("line-corporation/japanese-large-lm-1.7b", "1.7B", "8.57", "32.2", "57.50"),
+    ("line-corporation/japanese-large-lm-3.6b", "3.6B", "7.50", "48.5", "63.85"),
+]
+# Hub ids of the corpora jalm bundles for its demo (data/LICENSES.md), recognised by file name.
+KNOWN_SOURCES = {"wiki_jaquad": "SkelterLabsInc/JaQuAD"}
+
+
+@dataclass
+class Para:
+    text: str
+
+
+@dataclass
+class Table:
+    headers: list[str]
+    rows: list[list[str]]
+
+
+@dataclass
+class Code:
+    lang: str
+    text: str
+
+
+@dataclass
+class Image:
+    src: str
+    alt: str
+
+
+@dataclass
+class Bullets:
+    items: list[str]
+
+
+@dataclass
+class Section:
+    title: str
+    blocks: list[Any] = field(default_factory=list)
+    anchor: str = ""
+
+
+def fmt_int(value: Any) -> str:
+    return f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else UNKNOWN
+
+
+def fmt_params(value: int | None) -> str:
+    return f"{value:,} ({short_params(value)})" if value else UNKNOWN
+
+
+def short_params(value: int | None) -> str:
+    """1,652,230,656 → '1.7B', as the seed's table writes it."""
+    if not value:
+        return DASH
+    for size, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "K")):
+        if value >= size:
+            return f"{value / size:.1f}{suffix}"
+    return str(value)
+
+
+def _num(value: Any, digits: int) -> str:
+    return f"{value:.{digits}f}" if isinstance(value, (int, float)) and not isinstance(value, bool) else DASH
+
+
+def usage_snippet(model_ref: str, prompt: str = PROMPT) -> str:
+    """LINE's model-card snippet with only the path (and the CPU device) changed."""
+    ref = json.dumps(model_ref, ensure_ascii=False)
+    return (
+        "from transformers import AutoModelForCausalLM, AutoTokenizer, pipeline, set_seed\n\n"
+        f"model = AutoModelForCausalLM.from_pretrained({ref})\n"
+        f"tokenizer = AutoTokenizer.from_pretrained({ref}, use_fast=False)\n"
+        'generator = pipeline("text-generation", model=model, tokenizer=tokenizer, device=-1)  # device=0 on a GPU\n'
+        "set_seed(101)\n\n"
+        "text = generator(\n"
+        f"    {json.dumps(prompt, ensure_ascii=False)},\n"
+        "    max_length=30,\n"
+        "    do_sample=True,\n"
+        "    pad_token_id=tokenizer.pad_token_id,\n"
+        "    num_return_sequences=5,\n"
+        ")\n\n"
+        "for t in text:\n"
+        "    print(t)\n"
+    )
+
+
+def _cfg(config: dict, *names: str) -> Any:
+    for name in names:
+        if config.get(name) is not None:
+            return config[name]
+    return None
+
+
+def _architecture(facts: ModelFacts) -> Section:
+    c = facts.config
+    model_type = c.get("model_type", UNKNOWN)
+    hidden = _cfg(c, "hidden_size", "n_embd", "d_model")
+    ffn = _cfg(c, "intermediate_size", "n_inner", "ffn_dim") or (
+        4 * hidden if model_type == "gpt2" and hidden else None
+    )
+    if model_type == "gpt_neox":
+        rope = c.get("rope_parameters") or {}
+        pct = _cfg(c, "rotary_pct") or rope.get("partial_rotary_factor")
+        base = _cfg(c, "rotary_emb_base") or rope.get("rope_theta")
+        share = f"{float(pct):.0%}" if isinstance(pct, (int, float)) else "?"
+        positions = f"rotary on {share} of each head's dims (base {base if base is not None else '?'})"
+        residual = "parallel" if c.get("use_parallel_residual") else "sequential"
+    elif model_type == "gpt2":
+        positions, residual = "learned absolute", "sequential pre-LN"
+    else:
+        positions, residual = UNKNOWN, UNKNOWN
+    rows = [
+        ["class", ", ".join(c.get("architectures") or [UNKNOWN])],
+        ["model type", model_type],
+        ["parameters", fmt_params(facts.params) + (f", {facts.params_source}" if facts.params else "")],
+        ["layers", fmt_int(_cfg(c, "num_hidden_layers", "n_layer"))],
+        ["hidden size", fmt_int(hidden)],
+        ["attention heads", fmt_int(_cfg(c, "num_attention_heads", "n_head"))],
+        ["feed-forward size", fmt_int(ffn)],
+        ["context (positions)", fmt_int(facts.context)],
+        ["position encoding", positions],
+        ["residual", residual],
+        ["activation", str(_cfg(c, "hidden_act", "activation_function") or UNKNOWN)],
+        ["layer-norm epsilon", str(_cfg(c, "layer_norm_eps", "layer_norm_epsilon") or UNKNOWN)],
+        ["tied input/output embeddings", str(c.get("tie_word_embeddings", True)).lower()],
+        ["vocabulary", fmt_int(c.get("vocab_size"))],
+        [
+            "bos / eos / pad ids",
+            " / ".join(
+                str(c.get(k, "none")).replace("None", "none")
+                for k in ("bos_token_id", "eos_token_id", "pad_token_id")
+            ),
+        ],
+        ["weights dtype", str(_cfg(c, "torch_dtype", "dtype") or UNKNOWN)],
+    ]
+    return Section("Model", [Table(["", ""], rows)], "model")
+
+
+def _tokenizer(facts: ModelFacts) -> Section:
+    t = facts.tokenizer
+    if not t.get("files"):
+        return Section("Tokenizer", [Para(f"Unknown: {facts.path} has no tokenizer files.")], "tokenizer")
+    algorithm = t.get("algorithm") or UNKNOWN
+    kind = f"{'SentencePiece ' if t.get('sentencepiece') else ''}{algorithm}".strip()
+    if t.get("byte_fallback") is not None:
+        kind += ", byte fallback" if t["byte_fallback"] else ", no byte fallback"
+    special = ", ".join(f"{i} {s}" for i, s in (t.get("special") or [])) or UNKNOWN
+    rows = [
+        ["type", kind],
+        ["vocabulary", fmt_int(t.get("vocab_size"))],
+        ["special tokens", special],
+        ["files", ", ".join(t["files"])],
+        ["tokenizer_class", str(t.get("class") or UNKNOWN)],
+    ]
+    note = (
+        "Prompts are encoded without special tokens (no <s>, never a trailing </s>), as the text-generation "
+        "pipeline does. No pre-tokenization: raw text goes straight into the tokenizer."
+    )
+    if "tokenizer.json" in t["files"] and "spiece.model" in t["files"]:
+        note += (
+            " tokenizer.json is an exact conversion of spiece.model, so slow and fast tokenizers, under "
+            "transformers 4 and 5, give SentencePiece's ids."
+        )
+    return Section("Tokenizer", [Table(["", ""], rows), Para(note)], "tokenizer")
+
+
+def _training(facts: ModelFacts, loss_src: str | None) -> Section:
+    blocks: list[Any] = []
+    p = facts.provenance
+    if p:
+        cfg = p.get("train_config") if isinstance(p.get("train_config"), dict) else {}
+        batch = [cfg.get(k) for k in ("micro_batch_size", "grad_accum", "seq_len")]
+        rows = [
+            ["preset / layout", f"{p.get('preset', UNKNOWN)} / {p.get('layout', UNKNOWN)}"],
+            ["steps", fmt_int(p.get("steps"))],
+            ["tokens seen", fmt_int(p.get("tokens"))],
+            ["batch", f"{batch[0]} × {batch[1]} sequences of {batch[2]} tokens" if all(batch) else UNKNOWN],
+            [
+                "optimizer",
+                f"AdamW β1 {cfg.get('beta1', '?')}, β2 {cfg.get('beta2', '?')}, weight decay "
+                f"{cfg.get('weight_decay', '?')}, gradient clip {cfg.get('grad_clip', '?')}"
+                if cfg
+                else UNKNOWN,
+            ],
+            [
+                "learning rate",
+                f"peak {cfg.get('lr', '?')}, {cfg.get('warmup_steps', '?')} warmup steps, "
+                f"{cfg.get('schedule', '?')} decay"
+                if cfg
+                else UNKNOWN,
+            ],
+            ["init", str(cfg.get("init", UNKNOWN))],
+            ["checkpoint", str(p.get("checkpoint", UNKNOWN))],
+        ]
+        blocks.append(Table(["", ""], rows))
+    else:
+        blocks.append(
+            Para(
+                f"How this model was trained is unknown: {facts.path} has no jalm.json (written by "
+                "`jalm export`)."
+            )
+        )
+    if facts.train_curve:
+        last_step, last_loss = facts.train_curve[-1]
+        text = f"Training loss went from {facts.train_curve[0][1]:.3f} (step {facts.train_curve[0][0]}) to {last_loss:.3f} (step {last_step})"
+        if facts.val_curve:
+            text += f"; validation loss {facts.val_curve[-1][1]:.3f} at step {facts.val_curve[-1][0]}"
+        blocks.append(Para(text + " (cross-entropy in nats per token)."))
+    if loss_src:
+        blocks.append(Image(loss_src, "training and validation loss by step"))
+    else:
+        blocks.append(
+            Para("Loss curve: unknown (no training/metrics.jsonl or training/loss.png beside the model).")
+        )
+    return Section("Training", blocks, "training")
+
+
+def _data(facts: ModelFacts) -> Section:
+    blocks: list[Any] = []
+    stats = facts.clean_stats
+    if stats:
+        rejected = stats.get("rejected") if isinstance(stats.get("rejected"), dict) else {}
+        total_rejected = sum(v for v in rejected.values() if isinstance(v, int))
+        blocks.append(
+            Para(
+                f"Cleaning (`jalm clean`): {fmt_int(stats.get('input'))} input documents, {fmt_int(stats.get('kept'))} kept, "
+                f"{fmt_int(total_rejected)} rejected, {fmt_int(stats.get('malformed'))} malformed."
+            )
+        )
+        if rejected:
+            rows = [
+                [str(rule), fmt_int(n)] for rule, n in sorted(rejected.items(), key=lambda kv: -(kv[1] or 0))
+            ]
+            blocks.append(Table(["rejected by rule", "documents"], rows))
+        sources = _sources(stats)
+        if sources:
+            rows = [
+                [
+                    name,
+                    fmt_int(f.get("input")),
+                    fmt_int(f.get("kept")),
+                    fmt_int(f.get("rejected")),
+                    fmt_int(f.get("malformed")),
+                ]
+                for name, f in sources
+            ]
+            blocks.append(Table(["source", "input", "kept", "rejected", "malformed"], rows))
+        dedup = stats.get("dedup")
+        if isinstance(dedup, dict) and dedup:
+            blocks.append(
+                Para(
+                    "Deduplication: "
+                    + ", ".join(f"{k.replace('_', ' ')} {fmt_int(v)}" for k, v in dedup.items())
+                    + "."
+                )
+            )
+    else:
+        blocks.append(Para("Cleaning statistics: unknown (no training/clean_stats.json beside the model)."))
+    meta = facts.packed
+    if meta:
+        blocks.append(
+            Para(
+                f"Packed for training: {fmt_int(meta.get('train_documents'))} documents, {fmt_int(meta.get('train_tokens'))} "
+                f"tokens ({fmt_int(meta.get('train_chars'))} characters); held out for validation: "
+                f"{fmt_int(meta.get('val_documents'))} documents, {fmt_int(meta.get('val_tokens'))} tokens."
+            )
+        )
+    elif facts.provenance and facts.provenance.get("data"):
+        blocks.append(
+            Para(f"Training data directory: {facts.provenance['data']} (its meta.json is not available).")
+        )
+    return Section("Training data", blocks, "data")
+
+
+def _evaluation(facts: ModelFacts) -> Section:
+    r = facts.results
+    if not r and facts.results_path is not None:
+        return Section(
+            "Evaluation",
+            [Para(f"Unknown: {facts.results_path} is not a readable jalm results file.")],
+            "evaluation",
+        )
+    if not r:
+        return Section(
+            "Evaluation",
+            [
+                Para(
+                    "Unknown: no results.json (run `jalm eval --model DIR --tasks ppl,jsquad,aio --out DIR/results.json`, "
+                    "or pass --results FILE)."
+                )
+            ],
+            "evaluation",
+        )
+    tasks = r["tasks"]
+    ppl, jsq, aio = (tasks.get(k) if isinstance(tasks.get(k), dict) else {} for k in ("ppl", "jsquad", "aio"))
+    row = [
+        str(r.get("model_name") or facts.name),
+        short_params(r.get("params") or facts.params),
+        _num(ppl.get("ppl"), 2),
+        _num(ppl.get("bits_per_char"), 3),
+        _num(aio.get("exact_match"), 1),
+        _num(jsq.get("exact_match"), 2),
+        _num(jsq.get("f1"), 2),
+    ]
+    blocks: list[Any] = [
+        Table(["model", "params", "PPL", "bits/char", "AI王 EM", "JSQuAD EM", "JSQuAD F1"], [row])
+    ]
+    notes = []
+    if ppl:
+        notes.append(
+            f"PPL: per token on {Path(str(ppl.get('data', '?'))).name}, {fmt_int(ppl.get('documents'))} documents, "
+            f"{fmt_int(ppl.get('tokens'))} tokens, {fmt_int(ppl.get('chars'))} characters. Per-token PPL depends "
+            "on the tokenizer; bits per character does not."
+        )
+    if jsq:
+        notes.append(
+            f"JSQuAD: {jsq.get('shots', '?')}-shot exact match and F1 on {fmt_int(jsq.get('n'))} questions."
+        )
+    if aio:
+        notes.append(f"AI王: zero-shot exact match on {fmt_int(aio.get('n'))} questions.")
+    others = sorted(set(tasks) - {"ppl", "jsquad", "aio"})
+    if others:
+        notes.append("Other tasks in the results file: " + ", ".join(others) + ".")
+    notes.append(f"From {facts.results_path}.")
+    blocks.append(Bullets(notes))
+    blocks.append(
+        Para(
+            "For scale, the published LINE models (their C4 PPL uses mC4-ja validation and their own "
+            "tokenizer, so it is not comparable with the PPL above):"
+        )
+    )
+    blocks.append(
+        Table(["model", "params", "C4 PPL", "AI王", "JSQuAD"], [list(row) for row in LINE_REFERENCE])
+    )
+    return Section("Evaluation", blocks, "evaluation")
+
+
+def _usage(facts: ModelFacts, model_ref: str) -> Section:
+    return Section(
+        "How to use",
+        [
+            Para("With transformers (LINE's snippet; only the path differs):"),
+            Code("python", usage_snippet(model_ref)),
+            Para("From the command line, and as a local web page with an OpenAI-compatible API:"),
+            Code(
+                "bash",
+                f'jalm generate --model {model_ref} --prompt "{PROMPT}" --max-length 30 '
+                f"--num-return-sequences 5 --seed 101\njalm serve --model {model_ref}",
+            ),
+        ],
+        "usage",
+    )
+
+
+def _samples(samples: list[str] | None) -> Section:
+    if samples is None:
+        return Section("Sample outputs", [Para("Not generated.")], "samples")
+    return Section(
+        "Sample outputs",
+        [
+            Para(
+                f"Five continuations of 「{PROMPT}」 (max_length=30, do_sample=True, temperature 0.7, seed 101 — the "
+                "snippet's arguments):"
+            ),
+            Code("text", "\n".join(s.replace("\n", "\\n") for s in samples)),
+        ],
+        "samples",
+    )
+
+
+def build_card(
+    facts: ModelFacts,
+    model_ref: str | None = None,
+    loss_src: str | None = None,
+    samples: list[str] | None = None,
+) -> list[Section]:
+    """The card's sections. `loss_src` is where the page/README finds the loss plot (None: no plot)."""
+    model_ref = model_ref or str(facts.path)
+    if facts.provenance:
+        what = (
+            f"trained with jalm, following LINE's japanese-large-lm recipe ({facts.provenance.get('preset', '?')} "
+            f"preset, {fmt_int(facts.provenance.get('tokens'))} training tokens)"
+        )
+    else:
+        what = "of unknown training provenance (no jalm.json)"
+    intro = [
+        Para(
+            f"A Japanese causal language model ({', '.join(facts.config.get('architectures') or ['?'])}, "
+            f"{fmt_params(facts.params)} parameters) {what}."
+        )
+    ]
+    if facts.problems:
+        intro.append(Bullets(facts.problems))
+    return [
+        Section(facts.name, intro, "top"),
+        _usage(facts, model_ref),
+        _architecture(facts),
+        _tokenizer(facts),
+        _training(facts, loss_src),
+        _data(facts),
+        _evaluation(facts),
+        _samples(samples),
+        Section(
+            "Limitations",
+            [
+                Para(
+                    "A language model continues text; it does not check facts. Small models trained briefly write "
+                    "fluent-looking but often wrong or incoherent Japanese. Outputs may reproduce biases of the web "
+                    "and literary text it was trained on."
+                )
+            ],
+            "limitations",
+        ),
+    ]
+
+
+def draw_loss(facts: ModelFacts, out) -> None:
+    """A loss plot from the metrics records that could be read (for a model without training/loss.png).
+    `out` is a path or a binary file object."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.5), dpi=120)
+    if facts.train_curve:
+        ax.plot(*zip(*facts.train_curve), label="train loss")
+    if facts.val_curve:
+        ax.plot(*zip(*facts.val_curve), "o-", label="validation loss")
+    ax.set_xlabel("step")
+    ax.set_ylabel("cross-entropy (nats/token)")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(out, format="png")
+    plt.close(fig)
+
+
+# ---- Markdown (the Hub README) -------------------------------------------------------------------------
+
+
+def _md_cell(text: str) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def to_markdown(sections: list[Section]) -> str:
+    out: list[str] = []
+    for i, section in enumerate(sections):
+        out.append(("# " if i == 0 else "## ") + section.title)
+        for block in section.blocks:
+            if isinstance(block, Para):
+                out.append(block.text)
+            elif isinstance(block, Table):
+                header = block.headers if any(block.headers) else ["property", "value"]
+                lines = ["| " + " | ".join(_md_cell(h) for h in header) + " |", "|" + "---|" * len(header)]
+                lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in block.rows]
+                out.append("\n".join(lines))
+            elif isinstance(block, Code):
+                out.append(f"```{block.lang}\n{block.text.rstrip()}\n```")
+            elif isinstance(block, Image):
+                out.append(f"![{block.alt}]({block.src})")
+            elif isinstance(block, Bullets):
+                out.append("\n".join(f"- {item}" for item in block.items))
+    return "\n\n".join(out) + "\n"
+
+
+def front_matter(facts: ModelFacts, license: str, datasets: list[str]) -> str:
+    """Hub metadata (YAML). JSON is valid YAML, so each value is written with json.dumps: no quoting traps."""
+    tasks = (facts.results or {}).get("tasks", {})
+    metrics = []
+    if "ppl" in tasks:
+        metrics.append("perplexity")
+    if "jsquad" in tasks or "aio" in tasks:
+        metrics.append("exact_match")
+    if "jsquad" in tasks:
+        metrics.append("f1")
+    tags = ["jalm", "japanese", str(facts.config.get("model_type", "causal-lm"))]
+    lines = [
+        "---",
+        "language:",
+        "- ja",
+        f"license: {json.dumps(license)}",
+        "library_name: transformers",
+        "pipeline_tag: text-generation",
+        "tags:",
+        *[f"- {json.dumps(t)}" for t in tags],
+        "datasets:" + ("" if datasets else " []"),
+        *[f"- {json.dumps(d)}" for d in datasets],
+        "metrics:" + ("" if metrics else " []"),
+        *[f"- {json.dumps(m)}" for m in metrics],
+    ]
+    lines += _model_index(facts, tasks)
+    lines.append("---")
+    return "\n".join(lines) + "\n"
+
+
+def _model_index(facts: ModelFacts, tasks: dict) -> list[str]:
+    entries = []
+    specs = [
+        ("ppl", "ppl", "perplexity", "Perplexity", "held-out Japanese text"),
+        ("ppl", "bits_per_char", "bits_per_char", "Bits per character", "held-out Japanese text"),
+        ("jsquad", "exact_match", "exact_match", "Exact match", "JSQuAD"),
+        ("jsquad", "f1", "f1", "F1", "JSQuAD"),
+        ("aio", "exact_match", "exact_match", "Exact match", "AI王 (aio_02_dev)"),
+    ]
+    for task, key, mtype, mname, dataset in specs:
+        value = tasks.get(task, {}).get(key) if isinstance(tasks.get(task), dict) else None
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            entries.append((task, dataset, mtype, mname, value))
+    if not entries:
+        return []
+    lines = ["model-index:", f"- name: {json.dumps(facts.name)}", "  results:"]
+    for task, dataset, mtype, mname, value in entries:
+        lines += [
+            "  - task:",
+            "      type: text-generation",
+            "    dataset:",
+            f"      name: {json.dumps(dataset, ensure_ascii=False)}",
+            f"      type: {json.dumps(task)}",
+            "    metrics:",
+            f"    - type: {json.dumps(mtype)}",
+            f"      name: {json.dumps(mname)}",
+            f"      value: {round(float(value), 4)}",
+        ]
+    return lines
+
+
+def _sources(stats: dict) -> list[tuple[str, dict]]:
+    """Per-source counts from the clean stats: "shards" ({name, paths}) or "files" ({path}), whichever is there."""
+    items = stats.get("shards") or stats.get("files") or []
+    out = []
+    for item in items if isinstance(items, list) else []:
+        if not isinstance(item, dict):
+            continue
+        paths = (
+            item.get("paths")
+            if isinstance(item.get("paths"), list)
+            else [item["path"]]
+            if item.get("path")
+            else []
+        )
+        out.append((", ".join(Path(str(p)).name for p in paths) or str(item.get("name", "?")), item))
+    return out
+
+
+def guess_datasets(facts: ModelFacts) -> list[str]:
+    """Hub dataset ids for training sources jalm knows by file name (the bundled demo corpora)."""
+    found: list[str] = []
+    for name, _ in _sources(facts.clean_stats or {}):
+        for key, hub_id in KNOWN_SOURCES.items():
+            if key in name and hub_id not in found:
+                found.append(hub_id)
+    return found
+
+
+def write_readme(
+    facts: ModelFacts,
+    out: str | Path,
+    model_ref: str | None = None,
+    samples: list[str] | None = None,
+    license: str = "apache-2.0",
+    datasets: list[str] | None = None,
+) -> Path:
+    """The Hub README.md: YAML metadata, then the card. The loss plot is linked relative to the README."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    loss_src = None
+    if facts.loss_png is not None:
+        loss_src = Path(os.path.relpath(facts.loss_png.resolve(), out.parent.resolve())).as_posix()
+    sections = build_card(facts, model_ref, loss_src, samples)
+    text = (
+        front_matter(facts, license, datasets if datasets else guess_datasets(facts))
+        + "\n"
+        + to_markdown(sections)
+    )
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(out)
+    return out
+
+
+# ---- HTML (the web page) -------------------------------------------------------------------------------
+
+
+def to_html(sections: list[Section], sample_placeholder: bool = False) -> str:
+    """Card sections as HTML; all text escaped. With `sample_placeholder`, samples load from /api/samples."""
+    e = html.escape
+    out: list[str] = []
+    for i, section in enumerate(sections):
+        out.append(f'<section id="{e(section.anchor)}">')
+        out.append(f"<h1>{e(section.title)}</h1>" if i == 0 else f"<h2>{e(section.title)}</h2>")
+        if sample_placeholder and section.anchor == "samples":
+            out.append(
+                f"<p>Five continuations of 「{e(PROMPT)}」 with the snippet's arguments (max_length=30, "
+                "do_sample=True, seed 101), generated by this server:</p>"
+            )
+            out.append('<pre id="sample-outputs" class="output">generating…</pre></section>')
+            continue
+        for block in section.blocks:
+            if isinstance(block, Para):
+                out.append(f"<p>{e(block.text)}</p>")
+            elif isinstance(block, Table):
+                head = (
+                    ""
+                    if not any(block.headers)
+                    else "<thead><tr>" + "".join(f"<th>{e(h)}</th>" for h in block.headers) + "</tr></thead>"
+                )
+                body = "".join(
+                    "<tr>"
+                    + "".join(
+                        (f"<th>{e(c)}</th>" if j == 0 and not any(block.headers) else f"<td>{e(c)}</td>")
+                        for j, c in enumerate(row)
+                    )
+                    + "</tr>"
+                    for row in block.rows
+                )
+                out.append(f"<table>{head}<tbody>{body}</tbody></table>")
+            elif isinstance(block, Code):
+                out.append(
+                    f'<pre class="code"><code class="language-{e(block.lang)}">{e(block.text.rstrip())}</code></pre>'
+                )
+            elif isinstance(block, Image):
+                out.append(f'<img src="{e(block.src)}" alt="{e(block.alt)}" class="plot">')
+            elif isinstance(block, Bullets):
+                out.append("<ul>" + "".join(f"<li>{e(item)}</li>" for item in block.items) + "</ul>")
+        out.append("</section>")
+    return "\n".join(out)
