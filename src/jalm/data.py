@@ -130,7 +130,10 @@ def load_tokens(packed_dir: str | Path, split: str = "train") -> np.memmap:
     path = Path(packed_dir) / f"{split}.bin"
     if not path.exists():
         raise JalmError(f"{path}: missing; rerun `jalm pack`")
-    return np.memmap(path, dtype=np.dtype(meta["dtype"]), mode="r")
+    dtype = np.dtype(meta["dtype"])
+    if path.stat().st_size == 0:  # numpy cannot map an empty file; an empty split is legal (tiny corpora)
+        return np.zeros(0, dtype=dtype)
+    return np.memmap(path, dtype=dtype, mode="r")
 
 
 @dataclass
@@ -164,7 +167,7 @@ class SequenceSampler:
 
 
 def num_windows(tokens: np.ndarray, seq_len: int) -> int:
-    return (len(tokens) - 1) // seq_len
+    return max(0, (len(tokens) - 1) // seq_len)
 
 
 def get_windows(tokens: np.ndarray, indices: np.ndarray, seq_len: int) -> np.ndarray:

@@ -288,7 +288,7 @@ def train(
                 env.device,
                 autocast,
             )
-            log.write({"step": step, "val_loss": round(val, 5)})
+            log.write({"step": step, "val_loss": round(val, 5) if math.isfinite(val) else None})
         if cfg.save_every and step % cfg.save_every == 0 and step < max_steps:
             _save(run_dir, step, raw_model, optimizer, cfg, meta, sampler, tokens_seen, max_steps, guard, env)
     bar.close()
@@ -296,7 +296,7 @@ def train(
         step_model, val_tokens, cfg.seq_len, cfg.eval_batches, cfg.micro_batch_size, env.device, autocast
     )
     if step > start_step:  # a rerun of a finished run changes nothing
-        log.write({"step": step, "val_loss": round(val, 5)})
+        log.write({"step": step, "val_loss": round(val, 5) if math.isfinite(val) else None})
         _save(run_dir, step, raw_model, optimizer, cfg, meta, sampler, tokens_seen, max_steps, guard, env)
     log.close()
     if env.is_main:

@@ -60,7 +60,7 @@ def plot_loss(metrics_path: Path, out_png: Path) -> None:
 
     records = read_metrics(metrics_path)
     train = [(r["step"], r["loss"]) for r in records if "loss" in r and "event" not in r]
-    val = [(r["step"], r["val_loss"]) for r in records if "val_loss" in r]
+    val = [(r["step"], r["val_loss"]) for r in records if r.get("val_loss") is not None]
     fig, ax = plt.subplots(figsize=(6, 3.5), dpi=120)
     if train:
         ax.plot(*zip(*train), label="train loss")
