@@ -123,7 +123,9 @@ def run_demo(
     _banner("6/7 eval: dev perplexity and bits per character; JSQuAD and AI王 on a prefix")
     t = time.perf_counter()
     # Perplexity on the whole dev set; the generation tasks on a prefix of their questions.
-    results = evaluate(model_dir, ["ppl"], data=dev_file, progress=progress)
+    # Windows of the full context (512) advancing by 384: every token keeps ≥128 tokens of context at
+    # 1.33× the forward cost instead of the default stride's 2×.
+    results = evaluate(model_dir, ["ppl"], data=dev_file, ppl_stride=384, progress=progress)
     qa = evaluate(model_dir, ["jsquad", "aio"], limit=eval_limit, progress=progress)
     results["tasks"].update(qa["tasks"])
     results.setdefault("settings", {})["qa_limit"] = eval_limit
