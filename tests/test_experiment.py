@@ -231,6 +231,16 @@ def test_spike_rule_divergence_and_repetition_on_known_sequences():
     assert an.compare([2.0, 9.0], [1.0, math.nan])["status"] == "held on average only"  # a diverged run loses
 
 
+def test_a_diverged_run_is_read_back_as_diverged(tmp_path):
+    # What the training loop writes when a run blows up with the guard off: NaN losses, a null validation loss.
+    lines = [json.dumps({"step": i, "loss": 5.0, "lr": 1e-3, "tokens": 10 * i}) for i in range(1, 20)]
+    lines += ['{"step": 20, "loss": NaN, "lr": 0.001, "tokens": 200}', '{"step": 20, "val_loss": null}']
+    (tmp_path / "metrics.jsonl").write_text("\n".join(lines) + "\n")
+    curve = an.read_curve(tmp_path)
+    assert math.isnan(curve.val_loss) and curve.tokens == 200 and len(curve.losses) == 20
+    assert an.diverged(curve.losses) and an.spikes(curve.losses, curve.steps) == [20]
+
+
 def test_noise_is_deterministic_labelled_and_sized():
     texts = ["これは日本語の文章です。" * 40, "東京は日本の首都である。" * 30]
     a, b = make_noise(texts, 30_000, seed=3), make_noise(texts, 30_000, seed=3)

@@ -30,10 +30,11 @@ def read_curve(run_dir: str | Path) -> Curve:
 
     records = read_metrics(Path(run_dir) / "metrics.jsonl")
     train = [r for r in records if "loss" in r and "event" not in r]
-    vals = [r["val_loss"] for r in records if "val_loss" in r]
+    # A non-finite validation loss is logged as null.
+    vals = [math.nan if r["val_loss"] is None else r["val_loss"] for r in records if "val_loss" in r]
     return Curve(
         steps=[r["step"] for r in train],
-        losses=[float(r["loss"]) for r in train],
+        losses=[math.nan if r["loss"] is None else float(r["loss"]) for r in train],
         lrs=[float(r["lr"]) for r in train],
         val_loss=float(vals[-1]) if vals else math.nan,
         tokens=train[-1]["tokens"] if train else 0,

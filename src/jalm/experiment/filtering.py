@@ -42,29 +42,48 @@ def _transformers_bars(enabled: bool):
 def _evaluate_run(
     run_dir: Path, tokenizer_dir: str, scale: Scale, seed: int, device: str, progress: bool
 ) -> dict[str, Any]:
-    """Export, dev perplexity / bits per character, sampled continuations and their repetition; cached in eval.json."""
+    """Export, dev perplexity / bits per character, sampled continuations and their repetition.
+
+    Cached in eval.json with the settings it was measured with; the exported model stays in run_dir/model
+    (the checkpoint is deleted once measured), so changed evaluation settings are measured again without
+    retraining.
+    """
+    from jalm.export import export
+
+    settings = {
+        "dev_docs": scale.dev_docs,
+        "window": scale.seq_len,
+        "prompts": scale.prompts,
+        "samples_per_prompt": scale.samples_per_prompt,
+        "new_tokens": scale.new_tokens,
+    }
     cached = run_dir / "eval.json"
     if cached.exists():
-        return json.loads(cached.read_text(encoding="utf-8"))
+        result = json.loads(cached.read_text(encoding="utf-8"))
+        if result.get("settings") == settings:
+            return result
     with _transformers_bars(progress):
-        result = _export_and_measure(run_dir, tokenizer_dir, scale, seed, device, progress)
+        if not (run_dir / "model" / "jalm.json").exists():  # jalm.json is written last
+            export(run_dir, run_dir / "model")
+        result = {
+            "settings": settings,
+            **_measure(run_dir / "model", tokenizer_dir, scale, seed, device, progress),
+        }
     cached.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)  # measured; the exported model stays
+    shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
     return result
 
 
-def _export_and_measure(
-    run_dir: Path, tokenizer_dir: str, scale: Scale, seed: int, device: str, progress: bool
+def _measure(
+    model_dir: Path, tokenizer_dir: str, scale: Scale, seed: int, device: str, progress: bool
 ) -> dict[str, Any]:
     from jalm.eval import evaluate
     from jalm.eval.lm import resolve_device
-    from jalm.export import export
     from jalm.generate import generate, load
     from jalm.jsonl import read_texts, write_records
     from jalm.resources import bundled
     from jalm.tokenizer import load_sentencepiece
 
-    model_dir = export(run_dir, run_dir / "model")
     device = resolve_device(device)
     dev = bundled(DEV_FILE)
     ppl = evaluate(
@@ -96,7 +115,7 @@ def _export_and_measure(
             samples.append({"prompt": prompt, "continuation": text, "repetition_rate": rate})
             if rate is not None:
                 rates.append(rate)
-    write_records(run_dir / "samples.jsonl", samples)
+    write_records(model_dir.parent / "samples.jsonl", samples)
     result = {
         "ppl": ppl["ppl"],
         "bits_per_char": ppl["bits_per_char"],

@@ -103,7 +103,11 @@ def run(ctx: Context) -> Report:
         notes=notes()
         + [
             f"With {preset.layers} layers the output projections are scaled by 1/√{2 * preset.layers}; the seed's "
-            "models have 24–30 layers, where the depth scaling matters more."
+            "models have 24–30 layers, where the depth scaling matters more.",
+            f"small_init's σ = √(2/(5·hidden)) equals 0.02 at hidden 1000. At hidden {preset.hidden} it is "
+            f"{std / 0.02:.1f}× 0.02 (a larger init than the flat one), while at the seed's 2304 and 3072 it is "
+            f"{init_std(2304):.4f} and {init_std(3072):.4f} (smaller): a small model tests the formula, not the "
+            "same pair of numbers.",
         ],
         numbers={
             "runs": run_numbers(results),

@@ -4,7 +4,9 @@ cache/base-<key>/    the bundled corpus subset (source.jsonl.zst) → `jalm clea
 cache/noisy-<key>/   that subset mixed with noise (noisy.jsonl.zst); packed as is (packed_noisy/) and after
                      `jalm clean` (clean/, packed_filtered/); composition.json says what was removed
 Each directory is keyed by a hash of the settings it was built from and holds done.json once complete, so
-an interrupted build is redone and a finished one is reused by every later experiment.
+an interrupted build is redone and a finished one is reused by every later experiment. The key covers the
+experiment's settings, not the code of the stages: after changing `jalm clean` or the tokenizer, delete the
+cache (or pass a new --cache) to rebuild with the new code.
 """
 
 from __future__ import annotations

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shlex
-import time
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -79,16 +78,11 @@ def run_experiment(
         device=device,
         progress=progress,
     )
-    started = time.perf_counter()
     with torch_threads(threads):
         report = importlib.import_module(f"jalm.experiment.{MODULES[name]}").run(ctx)
         import torch
 
         report.setup.append(f"torch CPU threads: {torch.get_num_threads()}")
-    report.setup.append(
-        f"wall time of this invocation: {time.perf_counter() - started:,.0f} s "
-        "(runs already finished in DIR/runs are reused, not retrained)"
-    )
     return report.write(out)
 
 

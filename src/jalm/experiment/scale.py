@@ -84,7 +84,7 @@ SCALES: dict[str, Scale] = {
         beta2_lr_factor=10.0,
         warmup_steps=20,
         seeds=(0, 1, 2),
-        filtering_seeds=(0, 1),
+        filtering_seeds=(0, 1, 2),
         corpus_docs=None,
         doc_chars=None,
         vocab_size=6000,
@@ -92,8 +92,8 @@ SCALES: dict[str, Scale] = {
         eval_batches=20,
         noise_ratio=1.0,
         dev_docs=40,
-        prompts=8,
-        samples_per_prompt=4,
+        prompts=16,
+        samples_per_prompt=8,
         new_tokens=64,
     ),
     "full": Scale(
@@ -115,7 +115,7 @@ SCALES: dict[str, Scale] = {
         noise_ratio=1.0,
         dev_docs=101,
         prompts=16,
-        samples_per_prompt=4,
+        samples_per_prompt=8,
         new_tokens=96,
     ),
 }

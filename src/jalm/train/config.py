@@ -20,7 +20,7 @@ class TrainConfig:
     # When set, max_steps is decided after `calibration_steps` from the measured speed so the run
     # ends within this many seconds; the decision is saved, so a resumed run keeps the same schedule.
     time_budget_s: float | None = None
-    calibration_steps: int = 20
+    calibration_steps: int = 50
     # The seed's recipe. 1.5e-4 is the 1.7B/3.6B peak; small models want more (the demo uses 2e-3).
     lr: float = 1.5e-4
     min_lr_ratio: float = 0.1

@@ -185,7 +185,6 @@ def train(
 
     per_step = cfg.micro_batch_size * cfg.grad_accum * env.world_size
     tokens_per_step = per_step * cfg.seq_len
-    budget_decided = cfg.time_budget_s is None or latest is not None
     bar = tqdm(
         total=max_steps, initial=start_step, desc="train", unit="step", disable=not (progress and env.is_main)
     )
@@ -194,7 +193,9 @@ def train(
     step = start_step
     summary = {}
     fault = cfg.extra.get("inject")
-    calibration_start, calibration_step = time.perf_counter(), start_step
+    # 0: warming up, 1: calibrating, 2: decided (re-estimate pending), 3: final
+    budget_phase = 0 if cfg.time_budget_s is not None and latest is None else 3
+    mark_time, mark_step = time.perf_counter(), start_step
     model.train()
     while step < max_steps:
         lr = lr_at(step, cfg.lr, cfg.warmup_steps, max_steps, cfg.schedule, cfg.min_lr_ratio)
@@ -243,23 +244,28 @@ def train(
                 bar.n = step
                 continue
 
-        # Time budget: measure the speed after the first 2 steps (which include compilation), for
-        # `calibration_steps` steps or a tenth of the budget, whichever ends first; then fix max_steps
-        # so the run, and its cosine schedule, end within the budget. Rank 0 decides for everyone.
-        if not budget_decided and step - start_step == 2:
-            calibration_start, calibration_step = time.perf_counter(), step
-        elif not budget_decided and step - start_step > 2:
+        # Time budget: skip the first steps (compilation, kernel set-up), measure for
+        # `calibration_steps` steps or 15 % of the budget, then fix max_steps so the run and its cosine
+        # schedule end on time; at half the budget re-estimate once from the steady speed since then.
+        # Rank 0 decides for everyone; the decision is saved with the checkpoint.
+        if cfg.time_budget_s is not None and budget_phase < 3 and step - start_step >= 3:
             now = time.perf_counter()
-            measured = step - calibration_step
-            ready = measured >= cfg.calibration_steps or (
-                now - calibration_start >= 0.1 * cfg.time_budget_s and measured >= 2
-            )
-            if distrib.broadcast_object(ready):
-                remaining = max(0.0, cfg.time_budget_s - (now - started))
-                decided = step + int(remaining / ((now - calibration_start) / measured))
-                max_steps = int(distrib.broadcast_object(max(decided, step + 1)))
-                bar.total = max_steps
-                budget_decided = True
+            if budget_phase == 0:
+                mark_time, mark_step, budget_phase = now, step, 1
+            else:
+                measured = step - mark_step
+                if budget_phase == 1:
+                    due = measured >= cfg.calibration_steps or (
+                        now - mark_time >= 0.15 * cfg.time_budget_s and measured >= 2
+                    )
+                else:
+                    due = now - started >= 0.5 * cfg.time_budget_s and measured >= 2
+                if distrib.broadcast_object(due):
+                    remaining = max(0.0, cfg.time_budget_s - (now - started))
+                    decided = step + int(remaining / ((now - mark_time) / measured))
+                    max_steps = int(distrib.broadcast_object(max(decided, step + 1)))
+                    bar.total = max_steps
+                    mark_time, mark_step, budget_phase = now, step, budget_phase + 1
         if verdict == "ok" and (step % cfg.log_every == 0 or step == max_steps):
             now = time.perf_counter()
             tps = window_tokens / max(now - window_start, 1e-9)
