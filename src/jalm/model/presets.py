@@ -38,7 +38,10 @@ PRESETS: dict[str, ModelPreset] = {
         ModelPreset(
             "small", "gpt_neox", 12, 768, 12, 3072, vocab_size=None, description="GPT-NeoX, ~85M + embeddings"
         ),
-        ModelPreset("tiny", "gpt_neox", 6, 256, 8, 1024, 512, None, "GPT-NeoX for CPUs (the demo's model)"),
+        ModelPreset("tiny", "gpt_neox", 6, 256, 8, 1024, 512, None, "GPT-NeoX for CPUs, 6.8M with 8k vocab"),
+        ModelPreset(
+            "mini", "gpt_neox", 4, 128, 4, 512, 512, None, "GPT-NeoX for a few CPU minutes (the demo's)"
+        ),
         ModelPreset("tiny-gpt2", "gpt2", 6, 256, 8, 1024, 512, None, "GPT-2 layout for CPUs"),
         # For tests: trains in seconds.
         ModelPreset("test", "gpt_neox", 2, 64, 4, 256, 256, None, "2-layer GPT-NeoX for tests"),

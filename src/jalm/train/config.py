@@ -108,6 +108,7 @@ PRESET_DEFAULTS: dict[str, dict] = {
     },
     "small": {"seq_len": 1024, "micro_batch_size": 8, "lr": 6e-4, "warmup_steps": 500},
     "tiny": {"seq_len": 512, "micro_batch_size": 16, "lr": 2e-3, "warmup_steps": 50},
+    "mini": {"seq_len": 512, "micro_batch_size": 8, "lr": 3e-3, "warmup_steps": 30},
     "tiny-gpt2": {"seq_len": 512, "micro_batch_size": 16, "lr": 2e-3, "warmup_steps": 50},
     "test": {
         "seq_len": 64,
