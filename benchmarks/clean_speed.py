@@ -33,6 +33,7 @@ from jalm.corpus import clean, dedup
 from jalm.corpus.config import CleanConfig
 from jalm.corpus.filters import FILTERS, Features
 from jalm.corpus.normalize import normalize_text
+from jalm.corpus.shardjob import tune_allocator
 
 
 def shard(files, n: int = 8):
@@ -97,6 +98,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     args = parser.parse_args()
+    # clean() tunes the allocator of the process it runs in (see shardjob.tune_allocator); doing it
+    # first puts every row, HojiChar's included, under the same allocator settings.
+    tune_allocator()
     files, _ = build_labelled_set()
     shards, texts = shard(files)
     mb = sum(len(t.encode("utf-8")) for t in texts) / 1e6

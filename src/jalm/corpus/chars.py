@@ -66,6 +66,12 @@ for _ch in "」』":
     PUNCT[ord(_ch)] = END
 
 
+# One lookup gives both: class id in the low 4 bits, punctuation flags above (see Features.flags).
+FLAGS = TABLE | (PUNCT << 4)
+PUNCT_SHIFT = 4
+CLASS_MASK = 0x0F
+
+
 def codepoints(text: str) -> np.ndarray:
     """The text's code points as a uint32 array (UTF-32 is a fixed-width, zero-copy view)."""
     return np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
@@ -73,4 +79,4 @@ def codepoints(text: str) -> np.ndarray:
 
 def class_counts(codes: np.ndarray) -> np.ndarray:
     """How many characters of each class (indexed by the class ids above)."""
-    return np.bincount(TABLE[codes], minlength=N_CLASSES)
+    return np.bincount(TABLE.take(codes), minlength=N_CLASSES)

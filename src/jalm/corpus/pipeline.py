@@ -2,8 +2,9 @@
 
 1. filter (one job per shard): read, extract HTML, normalise, filter; write rejected/ and
    quarantine/; keep survivors and their dedup keys under DIR/.work/;
-2. group (one job per LSH band, plus one for exact hashes): find duplicates across all shards
-   from the key files, then join them (union-find) and pick the one copy to keep;
+2. group (one job per worker, each taking a share of the LSH bands and the exact hashes): find
+   duplicates across all shards from the key files, then join them (union-find) and pick the one
+   copy to keep;
 3. finish (one job per shard): write kept/ = survivors minus duplicates.
 
 Then stats.json, report.md and report.png. Every pass is resumable per shard (see shardjob.py):
@@ -100,14 +101,15 @@ def _run(shards, out, config, compress, stages, runner, bar, started) -> dict[st
         if bar is not None:
             bar.set_description_str("clean [dedup]")
         listing = [(s.index, s.name) for s in shards]
-        group_jobs = []
-        if dedup_cfg.get("exact", True):
-            group_jobs.append({"work": str(work), "shards": listing, "band": "exact"})
+        bands: list[Any] = ["exact"] if dedup_cfg.get("exact", True) else []
         if dedup_cfg.get("near", True):
-            group_jobs += [
-                {"work": str(work), "shards": listing, "band": b} for b in range(dedup_cfg["bands"])
-            ]
-        results = runner.run(dedup.group_keys, group_jobs)
+            bands += list(range(dedup_cfg["bands"]))
+        # One job per worker, each grouping a share of the bands (a job opens each key file once).
+        n_jobs = max(1, min(runner.workers, len(bands)))
+        group_jobs = [
+            {"work": str(work), "shards": listing, "bands": bands[i::n_jobs]} for i in range(n_jobs)
+        ]
+        results = [r for done in runner.run(dedup.group_bands, group_jobs) for r in done["results"]]
         by_shard, counters = dedup.resolve(work, listing, results, dedup_cfg)
     t_group = time.perf_counter()
 
