@@ -32,6 +32,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--parallel", default="auto", choices=["auto", "none", "ddp", "fsdp"], help="multi-process mode"
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--threads", type=int, help="torch CPU threads (1 is often faster on a CPU other jobs also use)"
+    )
     for f in dataclasses.fields(TrainConfig):
         if f.name in ("preset", "extra"):
             continue
@@ -58,6 +61,10 @@ def run(args: argparse.Namespace) -> int:
     if not Path(args.data).is_dir():
         raise JalmError(f"{args.data}: no such directory; run `jalm pack` first")
     cfg = default_config(args.preset, **overrides)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     summary = train(
         cfg, args.data, args.out, device=args.device, parallel=args.parallel, progress=not args.no_progress
     )
