@@ -109,7 +109,6 @@ PRESET_DEFAULTS: dict[str, dict] = {
     "small": {"seq_len": 1024, "micro_batch_size": 8, "lr": 6e-4, "warmup_steps": 500},
     "tiny": {"seq_len": 512, "micro_batch_size": 16, "lr": 2e-3, "warmup_steps": 50},
     "mini": {"seq_len": 512, "micro_batch_size": 8, "lr": 3e-3, "warmup_steps": 30},
-    "tiny-gpt2": {"seq_len": 512, "micro_batch_size": 16, "lr": 2e-3, "warmup_steps": 50},
     "test": {
         "seq_len": 64,
         "micro_batch_size": 4,
@@ -120,17 +119,10 @@ PRESET_DEFAULTS: dict[str, dict] = {
         "save_every": 10,
         "eval_batches": 2,
     },
-    "test-gpt2": {
-        "seq_len": 64,
-        "micro_batch_size": 4,
-        "lr": 3e-3,
-        "warmup_steps": 5,
-        "max_steps": 20,
-        "log_every": 1,
-        "save_every": 10,
-        "eval_batches": 2,
-    },
 }
+# The GPT-2-layout twins of the small presets train with the same settings.
+PRESET_DEFAULTS["tiny-gpt2"] = PRESET_DEFAULTS["tiny"]
+PRESET_DEFAULTS["test-gpt2"] = PRESET_DEFAULTS["test"]
 
 
 def default_config(preset: str, **overrides) -> TrainConfig:
