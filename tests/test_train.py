@@ -40,6 +40,26 @@ def test_loss_goes_down_and_metrics_have_every_field(tiny_run_dir):
     assert [p.name for p in ckpt.list_checkpoints(tiny_run_dir)] == ["step_00000015", "step_00000030"]
 
 
+def test_compiled_and_bf16_steps_follow_the_eager_float32_curve(packed_dir, tmp_path):
+    """`--compile` (model and loss, z-loss included, in one graph) changes the kernels, not the run;
+    bf16 autocast (with float32 attention on CPUs without AMX) stays within bf16 rounding of it."""
+    runs = {
+        "eager": {"dtype": "float32"},
+        "compiled": {"dtype": "float32", "compile": True},
+        "bf16": {"dtype": "bfloat16"},
+    }
+    curves = {}
+    for name, overrides in runs.items():
+        cfg = default_config("test", max_steps=8, z_loss=1e-4, save_every=0, **overrides)
+        train(cfg, packed_dir, tmp_path / name, device="cpu", progress=False)
+        curves[name] = list(losses(tmp_path / name).values())
+    assert len(curves["eager"]) == 8
+    assert curves["compiled"] == pytest.approx(curves["eager"], abs=1e-3)
+    assert curves["bf16"] == pytest.approx(curves["eager"], abs=0.01)
+    run_config = json.loads((tmp_path / "bf16" / "run.json").read_text())
+    assert run_config["bf16"] is True and run_config["attention"] in ("sdpa", "jalm_sdpa_fp32")
+
+
 def test_schedule_warmup_then_cosine_to_floor():
     peak = 1.5e-4
     assert lr_at(0, peak, 10, 100) == pytest.approx(peak / 10)

@@ -1,0 +1,41 @@
+"""Float32 attention inside bf16 training on CPUs without AMX.
+
+On AVX512-BF16 CPUs without AMX tiles, PyTorch's bf16 flash-attention kernel is slower than its float32
+one (the matmuls around it are still 2.3x faster in bf16), so under bf16 autocast we run only the
+attention kernel in float32: ~9 % more tokens/s for the `tiny` preset, and more exact. It is transformers'
+own SDPA path with a cast around it, registered under its own name through transformers' attention
+and mask interfaces, so the causal mask is still skipped in favour of `is_causal` and nothing is
+materialised. Exports never carry the name: it is set on the training model only.
+"""
+
+from __future__ import annotations
+
+import torch
+from transformers import AttentionInterface
+from transformers.integrations.sdpa_attention import sdpa_attention_forward
+from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, AttentionMaskInterface
+
+FP32_SDPA = "jalm_sdpa_fp32"
+
+
+def sdpa_fp32_forward(module, query, key, value, attention_mask, **kwargs):
+    """transformers' SDPA attention computed in float32, returned in the query's dtype."""
+    dtype = query.dtype
+    if attention_mask is not None and attention_mask.is_floating_point():
+        attention_mask = attention_mask.float()
+    output, weights = sdpa_attention_forward(
+        module, query.float(), key.float(), value.float(), attention_mask, **kwargs
+    )
+    return output.to(dtype), weights
+
+
+def fp32_attention_pays(device: torch.device, bf16: bool) -> bool:
+    """True on a CPU that trains in bf16 without AMX (measured on AVX512-BF16; AMX CPUs keep bf16)."""
+    return device.type == "cpu" and bf16 and not torch.cpu._is_amx_tile_supported()
+
+
+def use_fp32_attention(model: torch.nn.Module) -> None:
+    """Switch a transformers model to float32 SDPA (in place)."""
+    AttentionInterface.register(FP32_SDPA, sdpa_fp32_forward)
+    AttentionMaskInterface.register(FP32_SDPA, ALL_MASK_ATTENTION_FUNCTIONS["sdpa"])
+    model.set_attn_implementation(FP32_SDPA)
