@@ -2,6 +2,9 @@
 
     python benchmarks/gpu_mfu.py --steps 30 --micro-batch-size 8
 
+`--device cpu --preset test --seq-len 64` checks the script itself on a machine without a GPU (the
+test suite does this); MFU is only reported on CUDA.
+
 Builds a packed directory of random tokens (throughput does not depend on the text), runs `jalm train`
 with bf16, torch.compile and fused AdamW, and prints tokens/s and MFU (PaLM's 6N + 12·L·H·T FLOPs per
 token against the card's dense bf16 peak) averaged over the steps after warm-up.
@@ -29,6 +32,7 @@ def main() -> int:
     parser.add_argument("--seq-len", type=int, default=2048)
     parser.add_argument("--activation-checkpointing", action=argparse.BooleanOptionalAction, default=False)
     parser.add_argument("--compile", action=argparse.BooleanOptionalAction, default=True)
+    parser.add_argument("--device", default="cuda", choices=["cuda", "cpu"])
     args = parser.parse_args()
 
     import torch
@@ -37,7 +41,7 @@ def main() -> int:
     from jalm.train.config import default_config
     from jalm.train.metrics import read_metrics
 
-    if not torch.cuda.is_available():
+    if args.device == "cuda" and not torch.cuda.is_available():
         print("no CUDA device: this benchmark needs a GPU", file=sys.stderr)
         return 1
     work = Path(tempfile.mkdtemp())
@@ -59,28 +63,24 @@ def main() -> int:
         warmup_steps=5,
         compile=args.compile,
         activation_checkpointing=args.activation_checkpointing,
-        dtype="bfloat16",
+        dtype="bfloat16" if args.device == "cuda" else "auto",
         log_every=1,
         save_every=0,
         eval_batches=1,
     )
-    train(cfg, packed, work / "run", device="cuda", progress=True)
-    records = [r for r in read_metrics(work / "run" / "metrics.jsonl") if "mfu" in r][args.warmup :]
-    mfu = sum(r["mfu"] for r in records) / len(records)
-    tps = sum(r["tokens_per_s"] for r in records) / len(records)
-    print(
-        json.dumps(
-            {
-                "device": torch.cuda.get_device_name(),
-                "preset": args.preset,
-                "seq_len": args.seq_len,
-                "micro_batch_size": args.micro_batch_size,
-                "tokens_per_s": round(tps),
-                "mfu": round(mfu, 4),
-                "peak_memory_gib": round(torch.cuda.max_memory_allocated() / 2**30, 1),
-            }
-        )
-    )
+    train(cfg, packed, work / "run", device=args.device, progress=True)
+    records = [r for r in read_metrics(work / "run" / "metrics.jsonl") if "tokens_per_s" in r][args.warmup :]
+    result = {
+        "device": torch.cuda.get_device_name() if args.device == "cuda" else "cpu",
+        "preset": args.preset,
+        "seq_len": args.seq_len,
+        "micro_batch_size": args.micro_batch_size,
+        "tokens_per_s": round(sum(r["tokens_per_s"] for r in records) / len(records)),
+    }
+    if args.device == "cuda":
+        result["mfu"] = round(sum(r["mfu"] for r in records) / len(records), 4)
+        result["peak_memory_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 1)
+    print(json.dumps(result))
     return 0
 
 

@@ -21,6 +21,7 @@ from jalm.train.config import default_config
 from jalm.train.metrics import read_metrics
 
 STEPS = 12
+TORCHRUN_2 = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
 
 
 def curve(run_dir: Path) -> list[float]:
@@ -42,11 +43,7 @@ def test_two_processes_match_one_process(parallel, packed_dir, single_process_cu
     jalm = Path(sys.executable).with_name("jalm")
     run = tmp_path / parallel
     command = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nproc_per_node=2",
+        *TORCHRUN_2,
         "--no-python",
         str(jalm),
         "train",
@@ -83,11 +80,7 @@ def test_tensor_parallel_gpt_neox_matches_the_unsharded_model(tmp_path):
     """transformers' GPT-NeoX under jalm's TP plan (2 gloo ranks) gives the same logits and gradients."""
     out = tmp_path / "tp.json"
     command = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nproc_per_node=2",
+        *TORCHRUN_2,
         str(Path(__file__).with_name("tp_probe.py")),
         str(out),
     ]

@@ -217,3 +217,14 @@ def test_gpt2_weights_load_and_mismatched_shapes_are_refused(tmp_path):
         load_hf_weights(build_model(hf_config(get_preset("test"), 500)), tmp_path / "gpt2")
     with pytest.raises(JalmError, match="pick the matching --preset"):
         load_hf_weights(build_model(hf_config(get_preset("tiny-gpt2"), 500)), tmp_path / "gpt2")
+
+
+def test_gpu_benchmark_script_runs_end_to_end_on_cpu(tmp_path):
+    """benchmarks/gpu_mfu.py is meant to run as one command when a GPU is lent; keep it from rotting."""
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_mfu.py"
+    command = [sys.executable, str(script), "--device", "cpu", "--preset", "test", "--seq-len", "64"]
+    command += ["--micro-batch-size", "2", "--steps", "4", "--warmup", "1", "--no-compile"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["device"] == "cpu" and report["tokens_per_s"] > 0 and "mfu" not in report
