@@ -8,12 +8,21 @@ import json
 from pathlib import Path
 
 EXAMPLE = """examples:
-  jalm train --preset tiny --data runs/demo/packed --out runs/demo/train --max-steps 500
+  jalm train --preset tiny --data runs/demo/packed --out runs/demo/train --max-steps 500 --compile
   torchrun --nproc_per_node=8 --no-python jalm train --preset 1.7b --data packed --out runs/1.7b
 Rerunning the same command resumes from the run directory's latest checkpoint."""
 
+# The switches, which have no default worth printing.
+SWITCH_HELP = {
+    "compile": "torch.compile the model and loss as one graph: ~1.4x the eager tokens/s for `tiny` on CPU, after a "
+    "30-90 s start (a C++ compiler is needed on CPU); pays for runs longer than a few minutes",
+    "activation_checkpointing": "recompute each block's activations in the backward pass (big presets)",
+    "tensorboard": "also log to OUT/tensorboard",
+}
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    from jalm.model import PRESETS
     from jalm.train.config import TrainConfig
 
     parser = subparsers.add_parser(
@@ -23,7 +32,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         epilog=EXAMPLE,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--preset", required=True, help="1.7b, 3.6b, small, tiny, tiny-gpt2, test, test-gpt2")
+    parser.add_argument("--preset", required=True, help=", ".join(PRESETS))
     parser.add_argument("--data", required=True, help="packed directory from `jalm pack`")
     parser.add_argument("--out", required=True, help="run directory (checkpoints, metrics.jsonl, loss.png)")
     parser.add_argument("--config", help="JSON file of training settings (flags override it)")
@@ -40,7 +49,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             continue
         flag = "--" + f.name.replace("_", "-")
         if f.type in ("bool", bool):
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None)
+            parser.add_argument(
+                flag, action=argparse.BooleanOptionalAction, default=None, help=SWITCH_HELP.get(f.name)
+            )
         else:
             kind = {"int": int, "float": float, "str": str}.get(str(f.type).split(" ")[0], float)
             parser.add_argument(flag, type=kind, default=None, help=f"default: {f.default}")
