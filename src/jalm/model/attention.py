@@ -1,12 +1,13 @@
 """Float32 attention inside bf16 training on CPUs without AMX.
 
 On AVX512-BF16 CPUs without AMX tiles, PyTorch's bf16 flash-attention kernel is slower than its float32
-one (207 vs 220 ms forward + backward at 16 × 8 heads × 511 × 32, measured alternately), while the
-matmuls around it are 2.3x faster in bf16. So under bf16 autocast we run only the attention kernel in
-float32: a few per cent more tokens/s (attention is ~40 % of a `tiny` step), and more exact. It is transformers'
-own SDPA path with a cast around it, registered under its own name through transformers' attention
-and mask interfaces, so the causal mask is still skipped in favour of `is_causal` and nothing is
-materialised. Exports never carry the name: it is set on the training model only.
+one (220 vs 207 ms forward + backward at 16 × 8 heads × 511 × 32, measured alternately), while the
+matmuls around it are 2.3x faster in bf16. So under bf16 autocast only the attention kernel runs in
+float32: a few per cent more tokens/s (attention is ~40 % of a `tiny` step), and more exact.
+
+It is transformers' own SDPA path with a cast around it, registered under its own name through
+transformers' attention and mask interfaces, so the causal mask is still skipped in favour of
+`is_causal` and nothing is materialised. Exports never carry the name: it is set on the training model.
 """
 
 from __future__ import annotations
