@@ -57,8 +57,8 @@ def test_two_processes_match_one_process(parallel, packed_dir, single_process_cu
         str(STEPS),
         "--micro-batch-size",
         "4",
-        "--grad-accum",
-        "1",
+        "--global-batch-tokens",  # 4 × 64 × 2 processes: grad_accum 1, as the 1-process run's 2
+        "512",
         "--dtype",
         "float32",
         "--parallel",

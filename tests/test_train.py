@@ -60,6 +60,17 @@ def test_compiled_and_bf16_steps_follow_the_eager_float32_curve(packed_dir, tmp_
     assert run_config["bf16"] is True and run_config["attention"] in ("sdpa", "jalm_sdpa_fp32")
 
 
+def test_global_batch_in_tokens_sets_gradient_accumulation(packed_dir, tmp_path):
+    common = {"max_steps": 4, "micro_batch_size": 2, "seq_len": 64, "dtype": "float32", "save_every": 0}
+    train(default_config("test", grad_accum=3, **common), packed_dir, tmp_path / "explicit", progress=False)
+    derived = default_config("test", global_batch_tokens=3 * 2 * 64, **common)
+    train(derived, packed_dir, tmp_path / "derived", progress=False)
+    assert losses(tmp_path / "derived") == losses(tmp_path / "explicit")
+    assert json.loads((tmp_path / "derived" / "run.json").read_text())["grad_accum"] == 3
+    with pytest.raises(JalmError, match=r"global_batch_tokens 300 is not a multiple of .* = 128$"):
+        train(default_config("test", global_batch_tokens=300, **common), packed_dir, tmp_path / "bad")
+
+
 def test_schedule_warmup_then_cosine_to_floor():
     peak = 1.5e-4
     assert lr_at(0, peak, 10, 100) == pytest.approx(peak / 10)

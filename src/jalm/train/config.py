@@ -16,6 +16,9 @@ class TrainConfig:
     seq_len: int = 512
     micro_batch_size: int = 8  # sequences per process per forward/backward
     grad_accum: int = 1  # micro-batches per optimizer step
+    # When set, grad_accum is derived so that every optimizer step sees this many tokens at any number of
+    # processes (micro_batch_size × seq_len × processes × grad_accum); it must divide exactly.
+    global_batch_tokens: int | None = None
     max_steps: int = 1000
     # When set, max_steps is decided after `calibration_steps` from the measured speed so the run
     # ends within this many seconds; the decision is saved, so a resumed run keeps the same schedule.
@@ -83,6 +86,19 @@ class TrainConfig:
         for name in ("seq_len", "micro_batch_size", "grad_accum", "max_steps"):
             if getattr(self, name) < 1:
                 raise JalmError(f"{name} must be at least 1, got {getattr(self, name)}")
+
+
+def grad_accum_for(cfg: TrainConfig, world_size: int) -> int:
+    """Micro-batches per optimizer step: `grad_accum`, or what `global_batch_tokens` asks for."""
+    if cfg.global_batch_tokens is None:
+        return cfg.grad_accum
+    per_micro = cfg.micro_batch_size * cfg.seq_len * world_size
+    if cfg.global_batch_tokens < per_micro or cfg.global_batch_tokens % per_micro:
+        raise JalmError(
+            f"global_batch_tokens {cfg.global_batch_tokens} is not a multiple of micro_batch_size × seq_len × "
+            f"processes = {cfg.micro_batch_size} × {cfg.seq_len} × {world_size} = {per_micro}"
+        )
+    return cfg.global_batch_tokens // per_micro
 
 
 # Per-preset starting points. 1.5e-4 is the seed's peak for 1.7B/3.6B (3e-4 diverged for them);

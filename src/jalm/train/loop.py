@@ -2,7 +2,8 @@
 
 Order of set-up follows torchtitan: build the model → init (seeded, identical on every rank) →
 activation checkpointing → shard/replicate → compile → optimizer → resume. Each optimizer step consumes
-`micro_batch_size × grad_accum × world_size` windows from a deterministic sampler whose position is
+`micro_batch_size × grad_accum × world_size` windows (grad_accum may follow from `global_batch_tokens`,
+so one command keeps its global batch at any world size) from a deterministic sampler whose position is
 saved with the checkpoint, so a resumed run continues on exactly the data it would have seen.
 """
 
@@ -24,7 +25,7 @@ from jalm.model import build_model, count_parameters, get_preset, hf_config, ini
 from jalm.model.attention import fp32_attention_pays, use_fp32_attention
 from jalm.train import checkpoint as ckpt
 from jalm.train import distributed as distrib
-from jalm.train.config import TrainConfig
+from jalm.train.config import TrainConfig, grad_accum_for
 from jalm.train.guard import SpikeGuard
 from jalm.train.metrics import MetricsLog, plot_loss
 from jalm.train.optim import build_optimizer
@@ -108,6 +109,7 @@ def train(
     cfg.validate()
     data_dir, run_dir = Path(data_dir), Path(run_dir)
     env = distrib.setup(device)
+    grad_accum = grad_accum_for(cfg, env.world_size)
     meta = read_meta(data_dir)
     preset = get_preset(cfg.preset)
     if cfg.seq_len > preset.max_positions:
@@ -178,6 +180,7 @@ def train(
                     "data": str(data_dir),
                     "world_size": env.world_size,
                     "parallel": parallel,
+                    "grad_accum": grad_accum,
                     "bf16": bf16,
                     "attention": raw_model.config._attn_implementation,
                     "config": json.loads(cfg.to_json()),
@@ -195,7 +198,7 @@ def train(
         tensorboard_dir=run_dir / "tensorboard" if cfg.tensorboard else None,
     )
 
-    per_step = cfg.micro_batch_size * cfg.grad_accum * env.world_size
+    per_step = cfg.micro_batch_size * grad_accum * env.world_size
     tokens_per_step = per_step * cfg.seq_len
     bar = tqdm(
         total=max_steps, initial=start_step, desc="train", unit="step", disable=not (progress and env.is_main)
@@ -216,16 +219,16 @@ def train(
         global_idx = sampler.take(per_step)
         mine = global_idx[env.rank :: env.world_size]
         loss_sum = torch.zeros((), device=env.device)
-        for micro in range(cfg.grad_accum):
+        for micro in range(grad_accum):
             idx = mine[micro * cfg.micro_batch_size : (micro + 1) * cfg.micro_batch_size]
             batch = torch.from_numpy(get_windows(tokens, idx, cfg.seq_len)).to(env.device, non_blocking=True)
-            sync = micro == cfg.grad_accum - 1 or not hasattr(model, "no_sync")
+            sync = micro == grad_accum - 1 or not hasattr(model, "no_sync")
             with autocast(), nullcontext() if sync else model.no_sync():
                 loss, ce = step_loss(model, batch, cfg.z_loss)
             if fault is not None and fault.get("step") == step:
                 loss, ce = _inject_fault(fault, loss), _inject_fault(fault, ce)
-            (loss / cfg.grad_accum).backward()
-            loss_sum += ce.detach() / cfg.grad_accum
+            (loss / grad_accum).backward()
+            loss_sum += ce.detach() / grad_accum
         grad_norm = torch.nn.utils.clip_grad_norm_(raw_model.parameters(), cfg.grad_clip)
         if hasattr(grad_norm, "full_tensor"):
             grad_norm = grad_norm.full_tensor()
