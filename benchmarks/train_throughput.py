@@ -7,9 +7,10 @@ first: `GPTNeoXForCausalLM(config)` with transformers' default settings (fp32, S
 `torch.optim.AdamW` (foreach), no compile. `jalm train --compile` adds bf16 autocast (where the CPU has
 AVX512-BF16/AMX), one `torch.compile` graph for model + loss, and fused AdamW.
 
-Both run in the same invocation, one after the other, in fresh subprocesses; we report steady-state
-tokens/s (after warm-up steps, which include compilation), the ratio, and how far apart the two loss
-curves are (bf16 against fp32 arithmetic: the curves should agree to a few hundredths).
+Both run in the same invocation in fresh subprocesses, alternating order round by round; we report
+tokens per median step after warm-up (which includes compilation) over all rounds, the ratio overall and
+per round, and how far apart the two loss curves are (bf16 against fp32 arithmetic: the curves should
+agree to a few hundredths).
 
     .venv/bin/python benchmarks/train_throughput.py --steps 30 --warmup 8 --rounds 2
 """

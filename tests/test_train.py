@@ -12,8 +12,10 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 from jalm.errors import JalmError
+from jalm.model.attention import fp32_attention_pays
 from jalm.train import checkpoint as ckpt
 from jalm.train import train
 from jalm.train.config import default_config
@@ -57,7 +59,8 @@ def test_compiled_and_bf16_steps_follow_the_eager_float32_curve(packed_dir, tmp_
     assert curves["compiled"] == pytest.approx(curves["eager"], abs=1e-3)
     assert curves["bf16"] == pytest.approx(curves["eager"], abs=0.01)
     run_config = json.loads((tmp_path / "bf16" / "run.json").read_text())
-    assert run_config["bf16"] is True and run_config["attention"] in ("sdpa", "jalm_sdpa_fp32")
+    expected = "jalm_sdpa_fp32" if fp32_attention_pays(torch.device("cpu"), bf16=True) else "sdpa"
+    assert run_config["bf16"] is True and run_config["attention"] == expected
 
 
 def test_global_batch_in_tokens_sets_gradient_accumulation(packed_dir, tmp_path):
