@@ -9,32 +9,24 @@ from jalm.experiment.common import (
     Context,
     base_description,
     notes,
-    read_curves,
     run_numbers,
     setup_lines,
     status_from_counts,
+    train_variants,
 )
 from jalm.experiment.plots import plot_bars, plot_curves
-from jalm.experiment.prepare import base_data
 from jalm.experiment.report import Finding, Report, fmt, fmt_spread, md_table
-from jalm.experiment.runs import RunSpec, run_grid
 
 
 def run(ctx: Context) -> Report:
     from jalm.train.config import default_config
 
     s = ctx.scale
-    base = base_data(ctx.cache, s, ctx.progress)
     lr = default_config(s.preset).lr * s.beta2_lr_factor
     labels = {"beta2_0.95": 0.95, "beta2_0.999": 0.999}
     variants = list(labels)
-    specs = [
-        RunSpec(v, seed, base["packed"], {"beta2": b, "lr": lr, "spike_action": "off"})
-        for seed in s.seeds
-        for v, b in labels.items()
-    ]
-    results = run_grid(specs, s, ctx.runs, steps=s.beta2_steps, device=ctx.device, progress=ctx.progress)
-    curves = read_curves(ctx, variants, s.seeds)
+    settings = {v: {"beta2": b, "lr": lr, "spike_action": "off"} for v, b in labels.items()}
+    base, results, curves = train_variants(ctx, settings, steps=s.beta2_steps)
     spikes = {v: [an.spikes(c.losses, c.steps) for c in curves[v]] for v in variants}
     counts = {v: [len(x) for x in spikes[v]] for v in variants}
     total = {v: sum(counts[v]) for v in variants}

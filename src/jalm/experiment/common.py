@@ -28,6 +28,23 @@ def read_curves(ctx: Context, variants: list[str], seeds: tuple[int, ...]) -> di
     return {v: [an.read_curve(ctx.runs / f"{v}-seed{s}") for s in seeds] for v in variants}
 
 
+def train_variants(
+    ctx: Context, overrides: dict[str, dict], steps: int | None = None
+) -> tuple[dict, dict[str, dict], dict[str, list[an.Curve]]]:
+    """Train each variant (label → training settings) for every seed on the shared base data.
+
+    Returns the base data's record, the runs' results and the loss curves by variant.
+    """
+    from jalm.experiment.prepare import base_data
+    from jalm.experiment.runs import RunSpec, run_grid
+
+    s = ctx.scale
+    base = base_data(ctx.cache, s, ctx.progress)
+    specs = [RunSpec(v, seed, base["packed"], o) for seed in s.seeds for v, o in overrides.items()]
+    results = run_grid(specs, s, ctx.runs, steps=steps, device=ctx.device, progress=ctx.progress)
+    return base, results, read_curves(ctx, list(overrides), s.seeds)
+
+
 def setup_lines(
     ctx: Context, results: dict[str, dict], steps: int, data: str, seeds: tuple[int, ...]
 ) -> list[str]:

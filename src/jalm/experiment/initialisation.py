@@ -7,14 +7,12 @@ from jalm.experiment.common import (
     Context,
     base_description,
     notes,
-    read_curves,
     run_numbers,
     setup_lines,
+    train_variants,
 )
 from jalm.experiment.plots import plot_bars, plot_curves
-from jalm.experiment.prepare import base_data
 from jalm.experiment.report import Finding, Report, fmt, fmt_spread, md_table
-from jalm.experiment.runs import RunSpec, run_grid
 
 
 def run(ctx: Context) -> Report:
@@ -22,11 +20,8 @@ def run(ctx: Context) -> Report:
     from jalm.model.init import init_std, output_projection_std
 
     s = ctx.scale
-    base = base_data(ctx.cache, s, ctx.progress)
     variants = ["small_init", "normal_0.02"]
-    specs = [RunSpec(v, seed, base["packed"], {"init": v}) for seed in s.seeds for v in variants]
-    results = run_grid(specs, s, ctx.runs, device=ctx.device, progress=ctx.progress)
-    curves = read_curves(ctx, variants, s.seeds)
+    base, results, curves = train_variants(ctx, {v: {"init": v} for v in variants})
     preset = get_preset(s.preset)
     fractions = (0.25, 0.5, 1.0)
     at = {v: {f: [an.loss_at_fraction(c, f) for c in curves[v]] for f in fractions} for v in variants}
@@ -78,7 +73,7 @@ def run(ctx: Context) -> Report:
         + [
             f"small_init: every matrix ~ N(0, {std:.4f}²) (√(2/(5·{preset.hidden}))), output projections "
             f"N(0, {out_std:.4f}²) (÷√(2·{preset.layers})); normal_0.02: every matrix N(0, 0.02²); same peak LR "
-            f"{results[specs[0].name]['config']['lr']:g}, cosine schedule"
+            f"{next(iter(results.values()))['config']['lr']:g}, cosine schedule"
         ],
         findings=findings,
         tables=[

@@ -7,24 +7,19 @@ from jalm.experiment.common import (
     Context,
     base_description,
     notes,
-    read_curves,
     run_numbers,
     setup_lines,
     status_from_counts,
+    train_variants,
 )
 from jalm.experiment.plots import plot_bars, plot_curves
-from jalm.experiment.prepare import base_data
 from jalm.experiment.report import Finding, Report, fmt, fmt_spread, md_table
-from jalm.experiment.runs import RunSpec, run_grid
 
 
 def run(ctx: Context) -> Report:
     s = ctx.scale
-    base = base_data(ctx.cache, s, ctx.progress)
     variants = ["cosine", "inverse_sqrt"]
-    specs = [RunSpec(v, seed, base["packed"], {"schedule": v}) for seed in s.seeds for v in variants]
-    results = run_grid(specs, s, ctx.runs, device=ctx.device, progress=ctx.progress)
-    curves = read_curves(ctx, variants, s.seeds)
+    base, results, curves = train_variants(ctx, {v: {"schedule": v} for v in variants})
     val = {v: [c.val_loss for c in curves[v]] for v in variants}
     final = {v: [an.final_loss(c.losses) for c in curves[v]] for v in variants}
     high = {v: an.steps_above(curves[v][0]) for v in variants}
@@ -33,7 +28,7 @@ def run(ctx: Context) -> Report:
     n_spikes = {v: sum(len(x) for x in spikes[v]) for v in variants}
     steps = s.steps
     tokens = steps * s.tokens_per_step
-    peak = results[specs[0].name]["config"]["lr"]
+    peak = next(iter(results.values()))["config"]["lr"]
 
     ends = an.compare(val["cosine"], val["inverse_sqrt"])
     findings = [
