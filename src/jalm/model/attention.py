@@ -1,7 +1,7 @@
 """Float32 attention inside bf16 training on CPUs without AMX.
 
 On AVX512-BF16 CPUs without AMX tiles, PyTorch's bf16 flash-attention kernel is slower than its float32
-one (220 vs 207 ms forward + backward at 16 × 8 heads × 511 × 32, measured alternately), while the
+one (220 vs 207 ms forward + backward at 16 × 8 heads × 511 × 32: benchmarks/attention_dtype.py), while the
 matmuls around it are 2.3x faster in bf16. So under bf16 autocast only the attention kernel runs in
 float32: a few per cent more tokens/s (attention is ~40 % of a `tiny` step), and more exact.
 
