@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 import torch.distributed.checkpoint as dcp
 from torch.distributed.checkpoint.api import CheckpointException
-from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
+from torch.distributed.checkpoint.state_dict import StateDictOptions, get_state_dict, set_state_dict
 
 from jalm.errors import JalmError
 from jalm.train.distributed import barrier
@@ -60,7 +60,9 @@ def save_checkpoint(
     state: dict,
     is_main: bool,
     keep_last: int,
+    frozen: bool = False,
 ) -> Path:
+    """Save weights, optimizer state and `state`; with `frozen`, only the trainable weights (LoRA)."""
     root = checkpoint_dir(run_dir)
     final = root / f"{PREFIX}{step:08d}"
     tmp = root / f".tmp-{PREFIX}{step:08d}"
@@ -69,7 +71,7 @@ def save_checkpoint(
         for stale in root.glob(".tmp-*"):
             shutil.rmtree(stale, ignore_errors=True)
     barrier()
-    model_state, optim_state = get_state_dict(model, optimizer)
+    model_state, optim_state = get_state_dict(model, optimizer, options=_options(frozen))
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*assuming the intent is to save in a single process.*")
         dcp.save({"model": model_state, "optim": optim_state}, checkpoint_id=tmp)
@@ -97,11 +99,21 @@ def read_state(path: Path) -> dict:
         raise JalmError(f"{path / STATE_FILE}: unreadable checkpoint state ({error})") from None
 
 
-def load_checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None) -> dict:
+def _options(frozen: bool) -> StateDictOptions:
+    # LoRA: the frozen base is not saved (it is reloaded from its source), so loading is not strict.
+    return StateDictOptions(ignore_frozen_params=True, strict=False) if frozen else StateDictOptions()
+
+
+def load_checkpoint(
+    path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None, frozen: bool = False
+) -> dict:
     """Load weights (and optimizer state) in place; return the train state. Bad files → one-line error."""
     state = read_state(path)
+    options = _options(frozen)
     model_state, optim_state = (
-        get_state_dict(model, optimizer) if optimizer is not None else (get_state_dict(model, [])[0], None)
+        get_state_dict(model, optimizer, options=options)
+        if optimizer is not None
+        else (get_state_dict(model, [], options=options)[0], None)
     )
     target = {"model": model_state} if optim_state is None else {"model": model_state, "optim": optim_state}
     try:
@@ -117,7 +129,13 @@ def load_checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.optim.O
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise JalmError(f"{path}: checkpoint cannot be loaded ({first[:200]})") from None
     if optimizer is not None:
-        set_state_dict(model, optimizer, model_state_dict=target["model"], optim_state_dict=target["optim"])
+        set_state_dict(
+            model,
+            optimizer,
+            model_state_dict=target["model"],
+            optim_state_dict=target["optim"],
+            options=options,
+        )
     else:
-        set_state_dict(model, [], model_state_dict=target["model"], optim_state_dict={})
+        set_state_dict(model, [], model_state_dict=target["model"], optim_state_dict={}, options=options)
     return state
