@@ -21,7 +21,9 @@ def export(
     checkpoint: str | Path | None = None,
     verify: bool = True,
     clean_stats: str | Path | None = None,
+    adapter_only: bool = False,
 ) -> Path:
+    """A pretraining run → a Hugging Face directory; an instruction-tuning run → the same, chat-ready."""
     from jalm.model import build_model, count_parameters, get_preset, hf_config
     from jalm.model.build import portable_config_dict
     from jalm.tokenizer import write_hf_tokenizer_files
@@ -33,6 +35,12 @@ def export(
     if not run_file.exists():
         raise JalmError(f"{run_dir}: not a training run directory (no {RUN_CONFIG})")
     run = json.loads(run_file.read_text(encoding="utf-8"))
+    if run.get("kind") == "sft":
+        from jalm.sft.export import export_sft
+
+        return export_sft(run_dir, run, out, Path(checkpoint) if checkpoint else None, adapter_only)
+    if adapter_only:
+        raise JalmError(f"{run_dir}: --adapter-only is for LoRA instruction-tuning runs")
     source = Path(checkpoint) if checkpoint else ckpt.latest_checkpoint(run_dir)
     if source is None:
         raise JalmError(f"{run_dir}: no complete checkpoint to export")
@@ -106,7 +114,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "export",
         help="write a Hugging Face model directory from a training run",
         description="Export a run's latest (or a given) checkpoint as a Hugging Face model directory "
-        "(config.json, model.safetensors, tokenizer files, provenance).",
+        "(config.json, model.safetensors, tokenizer files, provenance). An instruction-tuning run exports "
+        "with LoRA merged, its chat_template and a generation config that stops at </s>.",
         epilog="example: jalm export runs/demo/train --out runs/demo/model",
     )
     parser.add_argument("run_dir", help="training run directory")
@@ -114,12 +123,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--checkpoint", help="a specific checkpoint directory (default: the latest)")
     parser.add_argument("--clean-stats", help="the clean stage's stats.json, kept for the model card")
     parser.add_argument("--no-verify", action="store_true", help="skip the reload-and-compare check")
+    parser.add_argument(
+        "--adapter-only",
+        action="store_true",
+        help="LoRA runs: write peft's adapter format (adapter_config.json, adapter_model.safetensors) "
+        "instead of merged weights",
+    )
     parser.set_defaults(func=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
     out = export(
-        args.run_dir, args.out, args.checkpoint, verify=not args.no_verify, clean_stats=args.clean_stats
+        args.run_dir,
+        args.out,
+        args.checkpoint,
+        verify=not args.no_verify,
+        clean_stats=args.clean_stats,
+        adapter_only=args.adapter_only,
     )
     print(f"exported {args.run_dir} → {out}")
     return 0

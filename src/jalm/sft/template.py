@@ -158,7 +158,9 @@ def encode_conversation(
     return ids, mask
 
 
-def encode_with_specials(text: str, encode: Callable[[str], list[int]], special_ids: dict[str, int]) -> list[int]:
+def encode_with_specials(
+    text: str, encode: Callable[[str], list[int]], special_ids: dict[str, int]
+) -> list[int]:
     """Encode text in which special token strings written by the template stand for their ids."""
     ids: list[int] = []
     start = 0

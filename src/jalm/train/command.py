@@ -23,7 +23,6 @@ SWITCH_HELP = {
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     from jalm.model import PRESETS
-    from jalm.train.config import TrainConfig
 
     parser = subparsers.add_parser(
         "train",
@@ -44,8 +43,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--threads", type=int, help="torch CPU threads (1 is often faster on a CPU other jobs also use)"
     )
+    add_config_flags(parser)
+    parser.set_defaults(func=run)
+
+
+def add_config_flags(parser: argparse.ArgumentParser, defaults: dict | None = None, skip: tuple = ()) -> None:
+    """One flag per TrainConfig field (but `preset`, `extra` and `skip`), its help showing the default."""
+    from jalm.train.config import TrainConfig
+
+    defaults = defaults or {}
     for f in dataclasses.fields(TrainConfig):
-        if f.name in ("preset", "extra"):
+        if f.name in ("preset", "extra", *skip):
             continue
         flag = "--" + f.name.replace("_", "-")
         if f.type in ("bool", bool):
@@ -54,21 +62,29 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             )
         else:
             kind = {"int": int, "float": float, "str": str}.get(str(f.type).split(" ")[0], float)
-            parser.add_argument(flag, type=kind, default=None, help=f"default: {f.default}")
-    parser.set_defaults(func=run)
+            default = defaults.get(f.name, f.default)
+            parser.add_argument(flag, type=kind, default=None, help=f"default: {default}")
 
 
-def run(args: argparse.Namespace) -> int:
-    from jalm.errors import JalmError
-    from jalm.train.config import TrainConfig, default_config
-    from jalm.train.loop import train
+def config_overrides(args: argparse.Namespace) -> dict:
+    """The TrainConfig fields given on the command line (and in --config FILE, which flags override)."""
+    from jalm.train.config import TrainConfig
 
     overrides = {}
-    if args.config:
+    if getattr(args, "config", None):
         overrides.update(TrainConfig.load(args.config).__dict__)
         overrides.pop("preset", None)
     names = {f.name for f in dataclasses.fields(TrainConfig)} - {"preset", "extra"}
     overrides.update({name: getattr(args, name) for name in names if getattr(args, name, None) is not None})
+    return overrides
+
+
+def run(args: argparse.Namespace) -> int:
+    from jalm.errors import JalmError
+    from jalm.train.config import default_config
+    from jalm.train.loop import train
+
+    overrides = config_overrides(args)
     if not Path(args.data).is_dir():
         raise JalmError(f"{args.data}: no such directory; run `jalm pack` first")
     cfg = default_config(args.preset, **overrides)

@@ -182,6 +182,9 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         micros, step_tokens = self.task.data.next_step()
+        # Dropout (LoRA's) draws from the global generator: seed it per step and rank, so a resumed run
+        # draws what the uninterrupted one did without saving generator states.
+        torch.manual_seed(cfg.seed * 1_000_003 + self.step * 1009 + self.env.rank)
         loss_sum = torch.zeros((), device=self.env.device)
         injecting = self.fault is not None and self.fault.get("step") == self.step
         for index, micro in enumerate(micros):
@@ -238,7 +241,7 @@ class Trainer:
             if result.verdict == "ok" and (self.step % cfg.log_every == 0 or self.step == self.max_steps):
                 self._log_step(result, bar)
             if cfg.eval_every and self.step % cfg.eval_every == 0 and self.step < self.max_steps:
-                self._log_validation(self.evaluate())
+                self.log_validation(self.evaluate())
             if cfg.save_every and self.step % cfg.save_every == 0 and self.step < self.max_steps:
                 self.save()
         bar.close()
@@ -250,7 +253,7 @@ class Trainer:
     def _finish(self) -> dict:
         val = self.evaluate()
         if self.step > self.start_step:  # a rerun of a finished run changes nothing
-            self._log_validation(val)
+            self.log_validation(val)
             self.save()
         self.log.close()
         summary = {}
@@ -287,7 +290,8 @@ class Trainer:
         bar.set_postfix(loss=f"{result.loss:.3f}", tok_s=f"{tps:,.0f}")
         self.window_start, self.window_tokens = now, 0
 
-    def _log_validation(self, values: dict[str, float]) -> None:
+    def log_validation(self, values: dict[str, float]) -> None:
+        """Write validation figures for the current step (a NaN, e.g. no held-out data, as null)."""
         record = {"step": self.step}
         record.update({k: round(v, 5) if math.isfinite(v) else None for k, v in values.items()})
         self.log.write(record)

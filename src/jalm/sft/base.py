@@ -1,0 +1,113 @@
+"""The model an instruction-tuning run starts from, and LoRA around it.
+
+A base is a local Hugging Face GPT-2 / GPT-NeoX directory (LINE's published 1.7B / 3.6B after a download,
+any jalm export) or a `jalm train` run directory (its latest checkpoint, with the tokenizer of its data).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from jalm.errors import JalmError
+
+LAYOUTS = ("gpt2", "gpt_neox")
+# Every linear map of attention and MLP. GPT-2's are Conv1D (weights stored input × output), which peft
+# handles with fan_in_fan_out; GPT-NeoX's are nn.Linear.
+LORA_TARGETS = {
+    "gpt2": ["c_attn", "c_proj", "c_fc"],
+    "gpt_neox": ["query_key_value", "dense", "dense_h_to_4h", "dense_4h_to_h"],
+}
+
+
+def describe_base(path: str | Path) -> dict:
+    """What the base is (recorded in run.json, so a resumed run and the export rebuild the same model)."""
+    path = Path(path)
+    run_file = path / "run.json"
+    if run_file.exists():
+        run = json.loads(run_file.read_text(encoding="utf-8"))
+        if run.get("kind") == "sft":
+            raise JalmError(f"{path}: an instruction-tuning run; export it first and start from the export")
+        from jalm.train import checkpoint as ckpt
+
+        latest = ckpt.latest_checkpoint(path)
+        if latest is None:
+            raise JalmError(f"{path}: training run without a complete checkpoint")
+        return {
+            "kind": "jalm_run",
+            "path": str(path),
+            "checkpoint": str(latest),
+            "preset": run["preset"],
+            "tokenizer": str(Path(run["data"]) / "tokenizer"),
+        }
+    from jalm.hf import check_model_dir
+
+    check_model_dir(path)
+    config = json.loads((path / "config.json").read_text(encoding="utf-8"))
+    if config.get("model_type") not in LAYOUTS:
+        raise JalmError(
+            f"{path}: model_type {config.get('model_type')!r}; jalm sft takes GPT-2 or GPT-NeoX models"
+        )
+    return {"kind": "hf", "path": str(path), "tokenizer": str(path)}
+
+
+def load_base(base: dict, device: torch.device) -> torch.nn.Module:
+    """The base model in float32 with SDPA attention, on `device`."""
+    if base["kind"] == "jalm_run":
+        from jalm.model import build_model, get_preset, hf_config
+        from jalm.train import checkpoint as ckpt
+
+        state = ckpt.read_state(Path(base["checkpoint"]))
+        model = build_model(hf_config(get_preset(base["preset"]), state["vocab_size"]), device)
+        ckpt.load_checkpoint(Path(base["checkpoint"]), model, None)
+        return model
+    from transformers import AutoModelForCausalLM
+
+    try:
+        model = AutoModelForCausalLM.from_pretrained(
+            base["path"], dtype=torch.float32, attn_implementation="sdpa"
+        )
+    except (OSError, ValueError) as error:
+        raise JalmError(
+            f"{base['path']}: model cannot be loaded ({str(error).splitlines()[0][:200]})"
+        ) from None
+    return model.to(device)
+
+
+def add_lora(model: torch.nn.Module, rank: int, alpha: float, dropout: float, targets: list[str] | None):
+    """Wrap `model` with peft LoRA adapters on every attention and MLP projection (or `targets`)."""
+    from peft import LoraConfig, get_peft_model
+
+    layout = model.config.model_type
+    config = LoraConfig(
+        r=rank,
+        lora_alpha=alpha,
+        lora_dropout=dropout,
+        target_modules=targets or LORA_TARGETS[layout],
+        fan_in_fan_out=layout == "gpt2",
+        bias="none",
+        task_type="CAUSAL_LM",
+    )
+    return get_peft_model(model, config)
+
+
+def lora_settings(options) -> dict | None:
+    if not options.lora_rank:
+        return None
+    return {
+        "rank": options.lora_rank,
+        "alpha": options.lora_alpha,
+        "dropout": options.lora_dropout,
+        "targets": options.lora_targets,
+    }
+
+
+def build_model(base: dict, lora: dict | None, device: torch.device, seed: int) -> torch.nn.Module:
+    """Base model, plus LoRA adapters initialised from `seed` (identically on every rank and on resume)."""
+    model = load_base(base, device)
+    if lora is None:
+        return model
+    torch.manual_seed(seed)
+    return add_lora(model, lora["rank"], lora["alpha"], lora["dropout"], lora["targets"])
