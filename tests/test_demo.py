@@ -24,16 +24,18 @@ def test_demo_runs_every_stage_and_reports(small_corpus, tmp_path, capsys):
         progress=False,
         raw_inputs=raw,
         dev_file=dev,
+        sft_seconds=3,
     )
     printed = capsys.readouterr().out
     for heading in (
-        "1/7 clean",
-        "2/7 tokenizer",
-        "3/7 pack",
-        "4/7 train",
-        "5/7 export",
-        "6/7 eval",
-        "7/7 generate",
+        "1/8 clean",
+        "2/8 tokenizer",
+        "3/8 pack",
+        "4/8 train",
+        "5/8 export",
+        "6/8 eval",
+        "7/8 generate",
+        "8/8 sft",
     ):
         assert heading in printed
     assert "characters per token" in printed and "bits per character" in printed and "| model |" in printed
@@ -44,3 +46,8 @@ def test_demo_runs_every_stage_and_reports(small_corpus, tmp_path, capsys):
     assert len(summary["samples"]) == 5 and all(s.startswith(PROMPT) for s in summary["samples"])
     stats = json.loads((tmp_path / "demo" / "clean" / "stats.json").read_text())
     assert stats["input"] == stats["kept"] + stats["rejected_total"] + stats["malformed"]
+    # Instruction tuning: the bundled set is clean of the evaluation sets, the chat is shown before and after.
+    assert "0 removed as overlapping the evaluation sets" in printed and "held-out masked loss" in printed
+    assert set(summary["chat"]) == {"question", "before", "after"}
+    tokenizer_config = json.loads((tmp_path / "demo" / "sft-model" / "tokenizer_config.json").read_text())
+    assert "システム: " in tokenizer_config["chat_template"]

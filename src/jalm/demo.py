@@ -1,8 +1,10 @@
 """`jalm demo`: every stage, small but real, on the bundled data, on a CPU, in a few minutes.
 
 raw text (Wikipedia, Aozora Bunko, raw web pages) → clean → tokenizer → pack → train → export →
-eval (dev perplexity and bits per character, JSQuAD and AI王 on a prefix) → generate.
-Everything lands under one work directory (default runs/demo); the model at runs/demo/model.
+eval (dev perplexity and bits per character, JSQuAD and AI王 on a prefix) → generate → sft (instruction
+tuning on the bundled instruction set, then one chat before and after).
+Everything lands under one work directory (default runs/demo); the base model at runs/demo/model, the
+instruction-tuned one at runs/demo/sft-model.
 """
 
 from __future__ import annotations
@@ -11,13 +13,30 @@ import argparse
 import json
 import shutil
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 PROMPT = "おはようございます、今日の天気は"
 
 
-def _banner(text: str) -> None:
-    print(f"\n=== {text} ===", flush=True)
+CHAT_QUESTION = "次の文の最初の文を書き出してください。\n吾輩は猫である。名前はまだ無い。"
+STAGES = 8
+
+
+def _banner(number: int, text: str) -> None:
+    print(f"\n=== {number}/{STAGES} {text} ===", flush=True)
+
+
+@dataclass
+class Demo:
+    work: Path
+    data: Path
+    dev_file: Path
+    progress: bool
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def timed(self, name: str, started: float) -> None:
+        self.timings[name] = time.perf_counter() - started
 
 
 def run_demo(
@@ -28,34 +47,53 @@ def run_demo(
     progress: bool = True,
     raw_inputs: list[Path] | None = None,
     dev_file: Path | None = None,
+    sft_seconds: float = 60.0,
 ) -> dict:
     """Run the demo; `raw_inputs` and `dev_file` replace the bundled data (the tests use small files)."""
-    from jalm.corpus import clean
-    from jalm.data import pack
-    from jalm.eval import evaluate, format_table
-    from jalm.export import export
-    from jalm.generate import generate
-    from jalm.jsonl import read_texts
     from jalm.resources import bundled, bundled_data_dir
-    from jalm.tokenizer import chars_per_token, load_sentencepiece, train_tokenizer
-    from jalm.train import train
-    from jalm.train.config import default_config
-    from jalm.train.metrics import read_metrics
 
     work = Path(workdir)
     # A demo always starts afresh: a finished training run in the work directory would otherwise resume.
-    for stage in ("clean", "tokenizer", "packed", "train", "model"):
+    for stage in ("clean", "tokenizer", "packed", "train", "model", "sft", "sft-model"):
         shutil.rmtree(work / stage, ignore_errors=True)
     work.mkdir(parents=True, exist_ok=True)
     data = bundled_data_dir()
-    timings: dict[str, float] = {}
+    demo = Demo(work, data, dev_file or bundled("dev/wiki_jaquad.jsonl.zst"), progress)
     started = time.perf_counter()
-
-    _banner("1/7 clean: raw documents → kept / rejected")
-    t = time.perf_counter()
     raw = raw_inputs or sorted((data / "corpus").glob("*.jsonl.zst")) + [data / "noisy" / "web_raw.jsonl.zst"]
-    stats = clean(raw, work / "clean", progress=progress)
-    timings["clean"] = time.perf_counter() - t
+    _clean(demo, raw)
+    _tokenizer(demo, vocab_size)
+    _pack(demo)
+    _train(demo, train_seconds)
+    model_dir = _export(demo)
+    ppl = _evaluate(demo, model_dir, eval_limit)
+    texts = _generate(model_dir)
+    chats = _instruction_tune(demo, model_dir, sft_seconds)
+    demo.timings["total"] = time.perf_counter() - started
+    summary_out = {
+        "workdir": str(work),
+        "model": str(model_dir),
+        "sft_model": str(work / "sft-model"),
+        "timings_s": {k: round(v, 1) for k, v in demo.timings.items()},
+        "bits_per_char": ppl["bits_per_char"],
+        "ppl": ppl["ppl"],
+        "samples": texts,
+        "chat": chats,
+    }
+    (work / "demo.json").write_text(
+        json.dumps(summary_out, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+    )
+    print(f"\ndone in {demo.timings['total']:.0f} s. Try it: jalm serve --model {work / 'sft-model'}")
+    return summary_out
+
+
+def _clean(demo: Demo, raw: list[Path]) -> None:
+    from jalm.corpus import clean
+
+    _banner(1, "clean: raw documents → kept / rejected")
+    t = time.perf_counter()
+    stats = clean(raw, demo.work / "clean", progress=demo.progress)
+    demo.timed("clean", t)
     rejected = stats.get("rejected", {})
     print(
         f"input {stats['input']:,} documents: kept {stats['kept']:,}, rejected {sum(rejected.values()):,}, "
@@ -64,32 +102,52 @@ def run_demo(
     for rule, count in sorted(rejected.items(), key=lambda kv: -kv[1]):
         print(f"  rejected by {rule}: {count}")
 
-    _banner("2/7 tokenizer: SentencePiece unigram, byte fallback, LINE's special ids")
+
+def _tokenizer(demo: Demo, vocab_size: int) -> None:
+    from jalm.jsonl import read_texts
+    from jalm.tokenizer import chars_per_token, load_sentencepiece, train_tokenizer
+
+    _banner(2, "tokenizer: SentencePiece unigram, byte fallback, LINE's special ids")
     t = time.perf_counter()
-    kept = work / "clean" / "kept"
+    kept = demo.work / "clean" / "kept"
     train_tokenizer(
-        [kept], work / "tokenizer", vocab_size=vocab_size, max_sentences=150_000, progress=progress
+        [kept], demo.work / "tokenizer", vocab_size=vocab_size, max_sentences=150_000, progress=demo.progress
     )
-    timings["tokenizer"] = time.perf_counter() - t
-    sp = load_sentencepiece(work / "tokenizer")
-    dev_file = dev_file or bundled("dev/wiki_jaquad.jsonl.zst")
-    dev_texts = list(read_texts([dev_file]))
+    demo.timed("tokenizer", t)
+    sp = load_sentencepiece(demo.work / "tokenizer")
+    dev_texts = list(read_texts([demo.dev_file]))
     print(
         f"vocab {sp.get_piece_size():,}; {chars_per_token(sp, dev_texts):.2f} characters per token on the dev set"
     )
 
-    _banner("3/7 pack: documents → memory-mapped token streams")
+
+def _pack(demo: Demo) -> None:
+    from jalm.data import pack
+
+    _banner(3, "pack: documents → memory-mapped token streams")
     t = time.perf_counter()
+    kept = demo.work / "clean" / "kept"
     meta = pack(
-        [kept], work / "tokenizer", work / "packed", val_fraction=0.01, seq_len=512, progress=progress
+        [kept],
+        demo.work / "tokenizer",
+        demo.work / "packed",
+        val_fraction=0.01,
+        seq_len=512,
+        progress=demo.progress,
     )
-    timings["pack"] = time.perf_counter() - t
+    demo.timed("pack", t)
     print(
         f"{meta['train_tokens']:,} training tokens in {meta['train_documents']:,} documents, "
         f"{meta['val_tokens']:,} validation tokens"
     )
 
-    _banner(f"4/7 train: preset 'mini' (GPT-NeoX, 4 × 128) for about {train_seconds:.0f} s")
+
+def _train(demo: Demo, train_seconds: float) -> None:
+    from jalm.train import train
+    from jalm.train.config import default_config
+    from jalm.train.metrics import read_metrics
+
+    _banner(4, f"train: preset 'mini' (GPT-NeoX, 4 × 128) for about {train_seconds:.0f} s")
     t = time.perf_counter()
     # A few CPU minutes are a tiny compute budget: a small model that sees more tokens beats a bigger one
     # that sees fewer (the experiments' 0.5M-parameter runs reach the 6.8M reference's bits/char), and
@@ -108,9 +166,11 @@ def run_demo(
         eval_batches=20,
         compile=False,
     )
-    summary = train(cfg, work / "packed", work / "train", device="cpu", progress=progress)
-    timings["train"] = time.perf_counter() - t
-    curve = [r for r in read_metrics(work / "train" / "metrics.jsonl") if "loss" in r and "event" not in r]
+    summary = train(cfg, demo.work / "packed", demo.work / "train", device="cpu", progress=demo.progress)
+    demo.timed("train", t)
+    curve = [
+        r for r in read_metrics(demo.work / "train" / "metrics.jsonl") if "loss" in r and "event" not in r
+    ]
     shown = curve[:: max(1, len(curve) // 8)] + ([curve[-1]] if curve else [])
     for r in shown:
         print(f"  step {r['step']:>5}  loss {r['loss']:.3f}  {r['tokens_per_s']:,.0f} tokens/s")
@@ -118,47 +178,116 @@ def run_demo(
         f"{summary.get('steps')} steps, {summary.get('tokens', 0):,} tokens, validation loss {summary.get('val_loss', 0):.3f}"
     )
 
-    _banner("5/7 export: Hugging Face model directory")
-    model_dir = export(work / "train", work / "model", clean_stats=work / "clean" / "stats.json")
-    print(f"{model_dir} (GPTNeoXForCausalLM, safetensors, spiece.model + tokenizer.json)")
 
-    _banner("6/7 eval: dev perplexity and bits per character; JSQuAD and AI王 on a prefix")
+def _export(demo: Demo) -> Path:
+    from jalm.export import export
+
+    _banner(5, "export: Hugging Face model directory")
+    model_dir = export(
+        demo.work / "train", demo.work / "model", clean_stats=demo.work / "clean" / "stats.json"
+    )
+    print(f"{model_dir} (GPTNeoXForCausalLM, safetensors, spiece.model + tokenizer.json)")
+    return model_dir
+
+
+def _evaluate(demo: Demo, model_dir: Path, eval_limit: int) -> dict:
+    from jalm.eval import evaluate, format_table
+
+    _banner(6, "eval: dev perplexity and bits per character; JSQuAD and AI王 on a prefix")
     t = time.perf_counter()
     # Perplexity on the whole dev set; the generation tasks on a prefix of their questions.
     # Windows of the full context (512) advancing by 384: every token keeps ≥128 tokens of context at
     # 1.33× the forward cost instead of the default stride's 2×.
-    results = evaluate(model_dir, ["ppl"], data=dev_file, ppl_stride=384, progress=progress)
-    qa = evaluate(model_dir, ["jsquad", "aio"], limit=eval_limit, progress=progress)
+    results = evaluate(model_dir, ["ppl"], data=demo.dev_file, ppl_stride=384, progress=demo.progress)
+    qa = evaluate(model_dir, ["jsquad", "aio"], limit=eval_limit, progress=demo.progress)
     results["tasks"].update(qa["tasks"])
     results.setdefault("settings", {})["qa_limit"] = eval_limit
-    for path in (work / "results.json", model_dir / "results.json"):
+    for path in (demo.work / "results.json", model_dir / "results.json"):
         path.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    timings["eval"] = time.perf_counter() - t
+    demo.timed("eval", t)
     ppl = results["tasks"]["ppl"]
     print(
         f"dev perplexity {ppl['ppl']:.1f} per token, {ppl['bits_per_char']:.3f} bits per character "
         f"({ppl['documents']} documents, {ppl['chars']:,} characters)"
     )
     print(format_table([results]))
+    return ppl
 
-    _banner(f"7/7 generate: 5 continuations of 「{PROMPT}」")
+
+def _generate(model_dir: Path) -> list[str]:
+    from jalm.generate import generate
+
+    _banner(7, f"generate: 5 continuations of 「{PROMPT}」")
     texts = generate(model_dir, PROMPT, max_length=30, do_sample=True, num_return_sequences=5, seed=101)
     for i, text in enumerate(texts, 1):
         print(f"  {i}. {text!r}")
-    timings["total"] = time.perf_counter() - started
-    summary_out = {
-        "workdir": str(work),
-        "model": str(model_dir),
-        "timings_s": {k: round(v, 1) for k, v in timings.items()},
-        "bits_per_char": ppl["bits_per_char"],
-        "ppl": ppl["ppl"],
-        "samples": texts,
-    }
-    (work / "demo.json").write_text(
-        json.dumps(summary_out, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+    return texts
+
+
+def _instruction_tune(demo: Demo, model_dir: Path, sft_seconds: float) -> dict:
+    from jalm.export import export
+    from jalm.sft.train import SftOptions, sft, sft_config
+
+    _banner(8, f"sft: instruction tuning in LINE's chat format for about {sft_seconds:.0f} s, then one chat")
+    t = time.perf_counter()
+    options = SftOptions(
+        model=str(model_dir), data=[str(demo.data / "sft" / "demo.jsonl.zst")], val_fraction=0.05
     )
-    print(f"\ndone in {timings['total']:.0f} s. Try it: jalm serve --model {model_dir}")
-    return summary_out
+    # The demo model's context is 512; many small steps at a high LR, as for its pretraining.
+    cfg = sft_config(
+        lora=False,
+        seq_len=512,
+        micro_batch_size=8,
+        grad_accum=1,
+        lr=2e-3,
+        warmup_steps=10,
+        max_steps=100_000,
+        time_budget_s=sft_seconds,
+        calibration_steps=10,
+        save_every=0,
+        log_every=10,
+    )
+    summary = sft(options, cfg, demo.work / "sft", device="cpu", progress=demo.progress)
+    stats = json.loads((demo.work / "sft" / "sft_stats.json").read_text(encoding="utf-8"))
+    sft_model = export(demo.work / "sft", demo.work / "sft-model")
+    demo.timed("sft", t)
+    decon = stats["decontamination"]
+    print(
+        f"{stats['read']['valid']:,} conversations read ({sum(stats['read']['invalid'].values())} invalid), "
+        f"{sum(decon['removed'].values())} removed as overlapping the evaluation sets; "
+        f"{summary.get('steps')} steps; held-out masked loss {stats['base_val_loss']:.3f} (base) → "
+        f"{summary.get('val_loss', float('nan')):.3f}"
+    )
+    messages = [{"role": "user", "content": CHAT_QUESTION}]
+    chats = {
+        "question": CHAT_QUESTION,
+        "before": _chat(model_dir, messages),
+        "after": _chat(sft_model, messages),
+    }
+    print(f"ユーザー: {CHAT_QUESTION}")
+    print(f"  before (base model): {chats['before']!r}")
+    print(f"  after (instruction-tuned): {chats['after']!r}")
+    return chats
+
+
+def _chat(model_dir: Path, messages: list[dict]) -> str:
+    """One greedy reply, with the prompt built as `jalm serve` builds it."""
+    import torch
+
+    from jalm.chat import chat_prompt_ids
+    from jalm.hf import load_model, load_tokenizer
+
+    tokenizer, model = load_tokenizer(model_dir), load_model(model_dir)
+    ids, _ = chat_prompt_ids(tokenizer, messages)
+    with torch.no_grad():
+        out = model.generate(
+            torch.tensor([ids]),
+            max_new_tokens=40,
+            do_sample=False,
+            eos_token_id=tokenizer.eos_token_id,
+            pad_token_id=tokenizer.eos_token_id,
+        )
+    return tokenizer.decode(out[0, len(ids) :], skip_special_tokens=True)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -173,10 +302,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--train-seconds", type=float, default=300.0, help="training time budget (default 300)"
     )
+    parser.add_argument(
+        "--sft-seconds", type=float, default=60.0, help="instruction-tuning time budget (default 60)"
+    )
     parser.add_argument("--vocab-size", type=int, default=8000, help="tokenizer vocabulary (default 8000)")
     parser.add_argument(
         "--eval-limit", type=int, default=100, help="JSQuAD / AI王 questions evaluated (default 100)"
     )
     parser.set_defaults(
-        func=lambda args: run_demo(args.workdir, args.train_seconds, args.vocab_size, args.eval_limit) and 0
+        func=lambda args: (
+            run_demo(
+                args.workdir,
+                args.train_seconds,
+                args.vocab_size,
+                args.eval_limit,
+                sft_seconds=args.sft_seconds,
+            )
+            and 0
+        )
     )

@@ -10,34 +10,35 @@ The evaluation texts are those jalm evaluates on: JSQuAD dev (every passage, the
 ``[SEP]``, and every question) and AI王 dev (every question). The JSQuAD v1.3 test file is only the
 few-shot pool and is not included.
 
-Choice of n (DEFAULT_N = 15), measured on the bundled data (command below):
+Choice of n (DEFAULT_N = 15), measured on the bundled data:
 
-- lengths after normalisation: JSQuAD questions 7-98 characters (median 25, 10 % under 13),
-  JSQuAD passages 18-896 (median 157), AI王 questions 18-106 (median 46);
-- clean text: Aozora Bunko (data/corpus/aozora.jsonl.zst, 16,275 paragraphs, 1.19M characters)
-  gives 0 hits for n = 13, 15, 18, 20 (952 at n = 8, 137 at n = 10, 8 at n = 12, on phrases such
-  as 「であるといわれている。」);
+- lengths after normalisation: JSQuAD questions 7-98 characters (median 25; 8 % under 13, 14 % under
+  15), JSQuAD passages 18-896 (median 157), AI王 questions 18-106 (median 46);
+- clean literary text, Aozora Bunko (data/corpus/aozora.jsonl.zst, 16,275 paragraphs, 1.19M
+  characters): 952 paragraphs hit at n = 8, 137 at n = 10, 8 at n = 12 (on common phrases such as
+  「ないことは明らかである。」, 「しなければならない。これ」), 0 at n = 13, 15, 18 and 20;
 - Wikipedia (data/corpus/wiki_jaquad.jsonl.zst, JaQuAD train contexts, 34,250 paragraphs; it shares
-  no article title with JSQuAD dev) gives 303 hits at n = 13 (0.88 %), 59 at n = 15 (0.17 %), 21 at
-  n = 18, 4 at n = 20: Wikipedia's stock phrases (「連合国軍最高司令官総司令部(G」,
-  「19世紀末から20世紀初頭に」, 「ノーベル生理学・医学賞を受賞し」), not shared articles;
+  no article title with JSQuAD dev): 303 paragraphs hit at n = 13 (0.88 %), 59 at n = 15 (0.17 %),
+  21 at n = 18, 4 at n = 20, all on Wikipedia's stock phrases (「連合国軍最高司令官総司令部(G」,
+  「19世紀末から20世紀初頭に」, 「ノーベル生理学・医学賞を受賞し」), none on a shared article;
 - every JSQuAD dev question (4,442) and AI王 dev question (1,000) pasted into a longer instruction
   is caught at every n; with one character deleted from the middle of the question, n = 13 / 15 /
-  18 / 20 still catch 97 / 93 / 84 / 73 % of AI王 questions (49 / 38 / 26 / 20 % of the shorter
-  JSQuAD ones).
+  18 / 20 still catch 97 / 93 / 84 / 73 % of the AI王 questions (49 / 38 / 26 / 20 % of the shorter
+  JSQuAD ones, whose passages are caught anyway when they come along).
 
-n = 15 is the smallest n with no hit on literary text and a Wikipedia false-positive rate under
-0.2 %, while still catching lightly edited AI王 questions. Reproduce with
-``python -m jalm.sft.decontaminate --measure`` (about 30 s on one core). Checking 20,000
-conversations of 500 characters takes a few seconds: one pass of xxh64 hashes per message against
-the union of all n-grams, the per-set lookup only for hits, one regular expression for short texts.
+n = 13 is already clean on literary text but flags 0.9 % of encyclopedic paragraphs; n = 15 cuts that
+to 0.17 % and still catches 93 % of lightly edited AI王 questions; n = 18-20 lose too many of those.
+Reproduce the figures with ``python -m jalm.sft.decontaminate`` (about 40 s). Checking 20,000
+conversations of 500 characters takes about 3 s on a busy 2-core machine (index built in 0.3 s): one
+pass of xxh64 hashes per message against the union of all sets' n-grams, the per-set lookup only on a
+hit, and one regular expression (a trie of the strings) for the short texts.
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,13 +49,12 @@ from jalm.sft.records import Conversation
 
 DEFAULT_N = 15
 MAX_EXAMPLES = 20
-_WHITESPACE = re.compile(r"\s+")
 _hash = xxhash.xxh64_intdigest
 
 
 def normalize(text: str) -> str:
     """NFKC and no whitespace, so full-width/half-width forms and line breaks cannot hide an overlap."""
-    return _WHITESPACE.sub("", unicodedata.normalize("NFKC", text))
+    return "".join(unicodedata.normalize("NFKC", text).split())  # split(): every Unicode space
 
 
 def eval_texts(eval_dir: Path | None = None) -> dict[str, list[str]]:
@@ -73,8 +73,32 @@ def eval_texts(eval_dir: Path | None = None) -> dict[str, list[str]]:
     return {"jsquad": list(dict.fromkeys(jsquad)), "aio": list(dict.fromkeys(aio))}
 
 
-def _grams(text: str, n: int) -> Iterable[int]:
-    return (_hash(text[i : i + n].encode()) for i in range(len(text) - n + 1))
+def _grams(text: str, n: int) -> Iterator[int]:
+    """xxh64 of every character n-gram; hashing UTF-32 slices of one buffer is faster than encoding each."""
+    data = memoryview(text.encode("utf-32-le"))
+    return map(_hash, (data[i : i + 4 * n] for i in range(0, len(data) - 4 * n + 4, 4)))
+
+
+def _trie_pattern(words: Iterable[str]) -> re.Pattern[str]:
+    """One regular expression for many literal strings, shared prefixes factored out (3× a plain
+    alternation here); a match is always one of the words."""
+    trie: dict = {}
+    for word in words:
+        node = trie
+        for char in word:
+            node = node.setdefault(char, {})
+        node[""] = {}  # marks the end of a word
+
+    def pattern(node: dict) -> str:
+        branches = [re.escape(char) + pattern(child) for char, child in sorted(node.items()) if char]
+        if not branches:
+            return ""
+        body = branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
+        if "" not in node:
+            return body
+        return ("(?:" + body + ")?") if len(branches) == 1 else body + "?"
+
+    return re.compile(pattern(trie))
 
 
 @dataclass
@@ -90,8 +114,8 @@ class NgramIndex:
     def __post_init__(self) -> None:
         # Clean text is the common case: one pass against every set at once, per-set lookups only on a hit.
         self._union = set().union(*self.hashes.values())
-        shorts = sorted(set().union(*self.short.values()), key=lambda s: (-len(s), s))
-        self._short_pattern = re.compile("|".join(map(re.escape, shorts))) if shorts else None
+        shorts = set().union(*self.short.values())
+        self._short_pattern = _trie_pattern(shorts) if shorts else None
 
 
 def build_index(texts: dict[str, list[str]], n: int = DEFAULT_N) -> NgramIndex:
@@ -114,16 +138,14 @@ def _match(normalized: str, index: NgramIndex) -> tuple[str, str] | None:
     """(eval set, shared text) for the first overlap of an already normalised text, or None."""
     n = index.n
     if not index._union.isdisjoint(_grams(normalized, n)):
-        for i in range(len(normalized) - n + 1):
-            gram = _hash(normalized[i : i + n].encode())
+        grams = list(_grams(normalized, n))
+        for i, gram in enumerate(grams):
             for name, hashes in index.hashes.items():
                 if gram in hashes:
-                    end = i + n  # widen to the whole shared span, so the example shows what matched
-                    while (
-                        end < len(normalized) and _hash(normalized[end - n + 1 : end + 1].encode()) in hashes
-                    ):
+                    end = i + 1  # widen to the whole shared span, so the example shows what matched
+                    while end < len(grams) and grams[end] in hashes:
                         end += 1
-                    return name, normalized[i:end]
+                    return name, normalized[i : end + n - 1]
     if index._short_pattern is not None:
         found = index._short_pattern.search(normalized)
         if found:

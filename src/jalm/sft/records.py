@@ -51,6 +51,14 @@ REASONS = (
     "no assistant turn",
 )
 FORMATS = ("messages", "alpaca", "prompt_response")
+_JSON_TYPES = {
+    list: "array",
+    str: "string",
+    int: "number",
+    float: "number",
+    bool: "boolean",
+    type(None): "null",
+}
 
 
 @dataclass
@@ -109,7 +117,7 @@ def _read_file(path: Path, conversations: list[Conversation], report: ReadReport
             if number == 1:
                 line = line.removeprefix(b"\xef\xbb\xbf")  # a UTF-8 byte order mark, as some editors write
             try:
-                fmt, messages = parse_record(line)
+                fmt, messages = _parse_record(line)
             except _Invalid as invalid:
                 report.add_invalid(source, invalid.reason, invalid.detail)
                 continue
@@ -120,14 +128,14 @@ def _read_file(path: Path, conversations: list[Conversation], report: ReadReport
         raise JalmError(f"{path}: cannot be read ({error})") from None
 
 
-def parse_record(line: bytes) -> tuple[str, list[dict[str, str]]]:
+def _parse_record(line: bytes) -> tuple[str, list[dict[str, str]]]:
     """(format, messages) of one JSONL line, or _Invalid with a reason from REASONS."""
     try:
         record = orjson.loads(line)
     except orjson.JSONDecodeError as error:
         raise _Invalid("bad JSON", str(error).split(":")[0]) from None
     if not isinstance(record, dict):
-        raise _Invalid("not an object", f"a JSON {type(record).__name__}")
+        raise _Invalid("not an object", f"a JSON {_JSON_TYPES.get(type(record), type(record).__name__)}")
     if "messages" in record:
         return "messages", _chat(record["messages"])
     if "instruction" in record and "output" in record:

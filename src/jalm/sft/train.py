@@ -170,9 +170,9 @@ def _read_data(options: SftOptions) -> tuple[list, list, dict]:
     if options.decontaminate:
         from jalm.sft.decontaminate import build_index, decontaminate, eval_texts
 
-        index = build_index(
-            eval_texts(Path(options.eval_dir) if options.eval_dir else None), options.decontamination_n
-        )
+        texts = eval_texts(Path(options.eval_dir) if options.eval_dir else None)
+        n = {"n": options.decontamination_n} if options.decontamination_n else {}
+        index = build_index(texts, **n)
         train, stats["decontamination"] = decontaminate(train, index)
         val, stats["decontamination_val"] = decontaminate(val, index)
     if not train:
