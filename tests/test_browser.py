@@ -1,5 +1,6 @@
 """The homepage in a real headless Chromium (Debian's /usr/bin/chromium, driven by Playwright): type a prompt,
-press Generate, watch Japanese text stream into the page, and keep a screenshot."""
+press Generate, watch Japanese text stream into the page, chat (with the notice a base model gets), and keep
+a screenshot."""
 
 from __future__ import annotations
 
@@ -86,11 +87,15 @@ def test_playground_streams_japanese_text(browser, url, tmp_path):
     }
     assert httpx.post(url + "v1/completions", json=body, timeout=60).json()["choices"][0]["text"] == text
 
+    # The tiny model has no chat template: chat mode says so, visibly, before and after a reply.
+    assert not page.is_visible("#chat-notice")
     page.select_option("#mode", "chat")
+    assert page.is_visible("#chat-notice") and "no chat template" in page.inner_text("#chat-notice")
     page.fill("#n", "2")
     page.click("#generate")
     page.wait_for_selector('#status[data-state="done"]', timeout=60_000)
     assert len(page.query_selector_all("#outputs .generated")) == 2
+    assert page.is_visible("#chat-notice") and "replies may not stop" in page.inner_text("#chat-notice")
     page.screenshot(path=str(tmp_path / "chat.png"), full_page=True)
     assert (tmp_path / "playground.png").stat().st_size > 10_000
     assert not problems, problems

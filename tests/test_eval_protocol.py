@@ -282,3 +282,32 @@ def test_table_reproduces_the_seed_rows():
     assert lines[2] == "| line 3.6b | 3.6B | 7.50 | 48.5 | 63.85 |"
     assert lines[3] == "| mine | 6.8M | — | 12.3 | — |"
     assert "jsquad-1.1-0.2 3-shot" in table and "PPL on c4.jsonl" in table
+
+
+def test_table_puts_the_chat_tasks_beside_their_few_shot_forms():
+    base = {
+        "model_name": "base",
+        "params": 3_555_876_864,
+        "tasks": {
+            "aio": {"exact_match": 48.5, "n": 1000},
+            "jsquad": {"exact_match": 63.85, "f1": 70.0, "n": 4442, "shots": 3, "task": "jsquad-1.1-0.2"},
+        },
+    }
+    sft = {
+        "model_name": "sft",
+        "params": 3_555_876_864,
+        "tasks": {
+            "aio-chat": {"exact_match": 30.0, "n": 1000, "chat_template": "model"},
+            "jsquad-chat": {"exact_match": 70.25, "f1": 80.0, "n": 4442, "chat_template": "model"},
+        },
+    }
+    lines = format_table([base, sft]).splitlines()
+    assert lines[:4] == [
+        "| model | params | C4 PPL | AI王 | AI王 (chat) | JSQuAD | JSQuAD (chat) |",
+        "|---|---|---|---|---|---|---|",
+        "| base | 3.6B | — | 48.5 | — | 63.85 | — |",
+        "| sft | 3.6B | — | — | 30.0 | — | 70.25 |",
+    ]
+    assert "JSQuAD (chat) 0-shot instruction exact match (F1 80.00), model template, n=4442" in lines[-1]
+    # Without chat results the table is the seed's.
+    assert format_table([base]).splitlines()[0] == "| model | params | C4 PPL | AI王 | JSQuAD |"

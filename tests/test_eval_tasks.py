@@ -9,7 +9,7 @@ import shutil
 import pytest
 
 from jalm.errors import JalmError
-from jalm.eval import evaluate, evaluate_aio, evaluate_jsquad, evaluate_ppl, load_lm
+from jalm.eval import AioChatConfig, PplConfig, evaluate, evaluate_aio, evaluate_jsquad, evaluate_ppl, load_lm
 from jalm.eval.generation import fit_prompt
 from jalm.eval.jsquad import fewshot_plan, load_squad
 from jalm.eval.perplexity import plan_windows
@@ -203,9 +203,8 @@ def test_evaluate_writes_results_and_predictions(tiny_model_dir, ppl_file, tmp_p
     out, preds = tmp_path / "results.json", tmp_path / "preds.jsonl"
     results = evaluate(
         tiny_model_dir,
-        "ppl,jsquad,aio",
+        [PplConfig(data=path), "jsquad", "aio"],
         out=out,
-        data=path,
         limit=1,
         save_predictions=preds,
         batch_size=2,
@@ -256,7 +255,9 @@ def test_cli_eval_and_table(tiny_model_dir, ppl_file, tmp_path, capsys):
 
 def test_one_line_errors(tiny_model_dir, tmp_path):
     with pytest.raises(JalmError, match="absent.jsonl: no such file"):
-        evaluate(tiny_model_dir, ["ppl"], data=tmp_path / "absent.jsonl", progress=False)
+        evaluate(tiny_model_dir, [PplConfig(data=tmp_path / "absent.jsonl")], progress=False)
+    with pytest.raises(JalmError, match="absent.tsv: no such file"):
+        evaluate(tiny_model_dir, [AioChatConfig(data=tmp_path / "absent.tsv")], progress=False)
     with pytest.raises(JalmError, match="unknown task"):
         evaluate(tiny_model_dir, "ppl,squad", progress=False)
     no_tokenizer = tmp_path / "model"

@@ -13,6 +13,7 @@ import threading
 import httpx
 import pytest
 
+from jalm.chat import NO_TEMPLATE_NOTICE, chat_prompt_ids
 from jalm.cli import main
 from jalm.generate import generate
 from jalm.serve.api import Limits
@@ -159,13 +160,14 @@ def test_streaming_completion_sends_tokens_then_done(client):
     assert chunks[-1]["usage"] == plain["usage"]
 
 
-def test_chat_uses_lines_sft_format(client, app):
+def test_chat_of_a_base_model_uses_lines_sft_format_and_says_so(client, app):
     engine = app.state.engine
     messages = [{"role": "user", "content": "四国の県名を全て列挙してください。"}]
     reply = client.post("/v1/chat/completions", json={"messages": messages, "max_tokens": 16, "seed": 2})
     assert reply.status_code == 200, reply.text
     data = reply.json()
     assert data["object"] == "chat.completion"
+    assert data["jalm_notice"] == NO_TEMPLATE_NOTICE  # the tiny model was not instruction-tuned
     answer = data["choices"][0]["message"]
     assert answer["role"] == "assistant" and "\nユーザー:" not in answer["content"]
     expected_prompt = "ユーザー: 四国の県名を全て列挙してください。\nシステム: "
@@ -175,8 +177,13 @@ def test_chat_uses_lines_sft_format(client, app):
         {"role": "user", "content": "ありがとう"},
     ]
     two = client.post("/v1/chat/completions", json={"messages": turns, "max_tokens": 8, "seed": 2}).json()
-    full = expected_prompt + "香川、徳島、愛媛、高知です。\nユーザー: ありがとう\nシステム: "
-    assert two["usage"]["prompt_tokens"] == len(engine.encode(full))
+    # Earlier replies end with </s>, as `jalm sft` trains; each segment is encoded on its own.
+    ids, notice = chat_prompt_ids(engine.tokenizer, turns)
+    assert two["usage"]["prompt_tokens"] == len(ids) and notice == two["jalm_notice"]
+    assert (
+        engine.tokenizer.decode(ids)
+        == expected_prompt + "香川、徳島、愛媛、高知です。</s>ユーザー: ありがとう\nシステム: "
+    )
     with client.stream(
         "POST",
         "/v1/chat/completions",
@@ -184,9 +191,12 @@ def test_chat_uses_lines_sft_format(client, app):
     ) as response:
         got = events(response)
     assert got[-1] == "[DONE]" and got[0]["choices"][0]["delta"]["role"] == "assistant"
+    assert got[0]["jalm_notice"] == NO_TEMPLATE_NOTICE and not any("jalm_notice" in c for c in got[1:-1])
     streamed = "".join(c["choices"][0]["delta"].get("content", "") for c in got[:-1] if c["choices"])
     assert streamed == answer["content"]
     assert got[-2]["choices"][0]["finish_reason"] == data["choices"][0]["finish_reason"]
+    page = client.get("/").text
+    assert 'id="chat-notice"' in page and "this model has no chat template" in page
 
 
 def test_concurrent_requests_are_all_answered_and_the_loop_stays_free(client, url):

@@ -68,7 +68,7 @@ def run_demo(
     model_dir = _export(demo)
     ppl = _evaluate(demo, model_dir, eval_limit)
     texts = _generate(model_dir)
-    chats = _instruction_tune(demo, model_dir, sft_seconds)
+    chats = _instruction_tune(demo, model_dir, sft_seconds, eval_limit)
     demo.timings["total"] = time.perf_counter() - started
     summary_out = {
         "workdir": str(work),
@@ -191,14 +191,14 @@ def _export(demo: Demo) -> Path:
 
 
 def _evaluate(demo: Demo, model_dir: Path, eval_limit: int) -> dict:
-    from jalm.eval import evaluate, format_table
+    from jalm.eval import PplConfig, evaluate, format_table
 
     _banner(6, "eval: dev perplexity and bits per character; JSQuAD and AI王 on a prefix")
     t = time.perf_counter()
     # Perplexity on the whole dev set; the generation tasks on a prefix of their questions.
     # Windows of the full context (512) advancing by 384: every token keeps ≥128 tokens of context at
     # 1.33× the forward cost instead of the default stride's 2×.
-    results = evaluate(model_dir, ["ppl"], data=demo.dev_file, ppl_stride=384, progress=demo.progress)
+    results = evaluate(model_dir, [PplConfig(data=demo.dev_file, stride=384)], progress=demo.progress)
     qa = evaluate(model_dir, ["jsquad", "aio"], limit=eval_limit, progress=demo.progress)
     results["tasks"].update(qa["tasks"])
     results.setdefault("settings", {})["qa_limit"] = eval_limit
@@ -224,7 +224,8 @@ def _generate(model_dir: Path) -> list[str]:
     return texts
 
 
-def _instruction_tune(demo: Demo, model_dir: Path, sft_seconds: float) -> dict:
+def _instruction_tune(demo: Demo, model_dir: Path, sft_seconds: float, eval_limit: int) -> dict:
+    from jalm.eval import evaluate, format_table
     from jalm.export import export
     from jalm.sft.train import SftOptions, sft, sft_config
 
@@ -258,6 +259,15 @@ def _instruction_tune(demo: Demo, model_dir: Path, sft_seconds: float) -> dict:
         f"{summary.get('steps')} steps; held-out masked loss {stats['base_val_loss']:.3f} (base) → "
         f"{summary.get('val_loss', float('nan')):.3f}"
     )
+    # The seed's tasks asked as instructions, beside the base model's few-shot figures.
+    chat_results = evaluate(
+        sft_model, ["jsquad-chat", "aio-chat"], limit=eval_limit, name="sft-model", progress=demo.progress
+    )
+    (demo.work / "results-sft.json").write_text(
+        json.dumps(chat_results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+    )
+    base_results = json.loads((demo.work / "results.json").read_text(encoding="utf-8"))
+    print(format_table([base_results, chat_results]))
     messages = [{"role": "user", "content": CHAT_QUESTION}]
     chats = {
         "question": CHAT_QUESTION,

@@ -9,6 +9,9 @@ gives the same five texts (prompt included) as `set_seed(101)` + `pipeline("text
 those arguments. One code path serves the terminal, the Python API and the web server: `complete()`
 runs `model.generate` with a streamer that decodes every sequence of the batch incrementally (byte-fallback
 pieces are held back until they form whole characters), applies stop strings, and reports text deltas.
+
+`chat()` and `jalm generate --chat` answer a conversation instead: the prompt ids come from
+`jalm.chat.chat_prompt_ids` (the model's chat template, as the server's /v1/chat/completions uses it).
 """
 
 from __future__ import annotations
@@ -198,14 +201,22 @@ def _stop_prefix_len(text: str, stops: Sequence[str]) -> int:
     return best
 
 
-def context_length(model_or_config) -> int:
-    """The number of positions the model was built for (prompt + generated tokens must fit)."""
+CONTEXT_KEYS = ("max_position_embeddings", "n_positions", "n_ctx", "seq_length")
+DEFAULT_CONTEXT = 2048
+
+
+def context_length(model_or_config, default: int | None = DEFAULT_CONTEXT) -> int | None:
+    """The number of positions the model was built for (prompt + generated tokens must fit).
+
+    Takes a model, its config or config.json as a dict; the first positive integer among `CONTEXT_KEYS`
+    wins. `default` is the answer when none is set (None: unknown, as the model card says).
+    """
     config = getattr(model_or_config, "config", model_or_config)
-    for name in ("max_position_embeddings", "n_positions", "n_ctx", "seq_length"):
-        value = getattr(config, name, None) if not isinstance(config, dict) else config.get(name)
-        if isinstance(value, int) and value > 0:
+    for name in CONTEXT_KEYS:
+        value = config.get(name) if isinstance(config, dict) else getattr(config, name, None)
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
             return value
-    return 2048
+    return default
 
 
 def encode_prompt(tokenizer, prompt: str) -> list[int]:
@@ -364,13 +375,61 @@ def generate(
     return [(prompt + r.text) if return_full_text else r.text for r in results]
 
 
+def chat(
+    model: str | Path | tuple,
+    messages: Sequence[dict],
+    *,
+    max_length: int | None = None,
+    max_new_tokens: int | None = None,
+    do_sample: bool | None = None,
+    temperature: float | None = None,
+    top_p: float | None = None,
+    top_k: int | None = None,
+    repetition_penalty: float | None = None,
+    num_return_sequences: int = 1,
+    seed: int | None = None,
+    stop: Sequence[str] = (),
+    on_text: Callable[[int, str], None] | None = None,
+    device: str = "cpu",
+    dtype: str = "float32",
+) -> list[str]:
+    """The model's replies to a conversation (`[{"role": "user", "content": ...}, ...]`), as the server gives them.
+
+    The prompt is the model's chat template (or LINE's sft format, with a UserWarning carrying
+    `jalm.chat.NO_TEMPLATE_NOTICE`, for a model without one); replies end at `</s>`.
+    """
+    import warnings
+
+    from jalm.chat import chat_prompt_ids, chat_stops
+
+    model_obj, tokenizer = load(model, device, dtype) if isinstance(model, (str, Path)) else model
+    prompt_ids, notice = chat_prompt_ids(tokenizer, messages)
+    if notice is not None:
+        warnings.warn(notice, stacklevel=2)
+    stops = list(stop) + [s for s in chat_stops(tokenizer) if s not in stop]
+    sampling = Sampling(
+        max_new_tokens,
+        max_length,
+        do_sample,
+        temperature,
+        top_p,
+        top_k,
+        repetition_penalty,
+        num_return_sequences,
+        seed,
+        stops,
+    )
+    return [r.text for r in complete(model_obj, tokenizer, prompt_ids, sampling, on_text)]
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "generate",
         help="sample continuations of a prompt, streamed to the terminal",
         description="Sample continuations of a prompt from a Hugging Face causal-LM directory. One sequence "
         "streams token by token; several are printed one after another. Arguments not given take the "
-        "model's generation defaults (as LINE's pipeline call does).",
+        "model's generation defaults (as LINE's pipeline call does). With --chat the prompt is a user "
+        "message to an instruction-tuned model.",
         epilog='example: jalm generate --model runs/demo/model --prompt "おはようございます、今日の天気は" '
         "--max-length 30 --num-return-sequences 5 --seed 101",
     )
@@ -378,6 +437,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--prompt", default=PROMPT, help=f"text to continue (default 「{PROMPT}」; '-' reads stdin)"
     )
+    parser.add_argument(
+        "--chat",
+        action="store_true",
+        help="treat the prompt as one user message, in the model's chat template (LINE's sft format "
+        "`ユーザー: …\\nシステム: ` for a model without one), and print the reply",
+    )
+    parser.add_argument("--system", metavar="TEXT", help="with --chat: a system message before the user's")
     length = parser.add_mutually_exclusive_group()
     length.add_argument(
         "--max-length", type=int, help="total tokens including the prompt (as in LINE's snippet)"
@@ -410,7 +476,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
+def _cli_prompt(
+    args: argparse.Namespace, tokenizer, prompt: str, sampling: Sampling
+) -> tuple[list[int], str]:
+    """Prompt ids and the text printed before each output (the prompt; nothing for a chat reply)."""
+    if not args.chat:
+        return encode_prompt(tokenizer, prompt), prompt
+    from jalm.chat import chat_prompt_ids, chat_stops
+
+    messages = [{"role": "system", "content": args.system}] if args.system is not None else []
+    prompt_ids, notice = chat_prompt_ids(tokenizer, messages + [{"role": "user", "content": prompt}])
+    if notice is not None:
+        print(f"jalm generate: {notice}", file=sys.stderr, flush=True)
+    sampling.stop += [s for s in chat_stops(tokenizer) if s not in sampling.stop]
+    return prompt_ids, ""
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.system is not None and not args.chat:
+        raise JalmError("--system is a chat message: add --chat")
     prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
     started = time.perf_counter()
     model, tokenizer = load(args.model, args.device, args.dtype)
@@ -425,12 +509,12 @@ def run(args: argparse.Namespace) -> int:
         args.repetition_penalty,
         args.num_return_sequences,
         args.seed,
-        args.stop,
+        list(args.stop),
     )
-    prompt_ids = encode_prompt(tokenizer, prompt)
+    prompt_ids, shown = _cli_prompt(args, tokenizer, prompt, sampling)
     check_sampling(sampling, len(prompt_ids), context_length(model))  # fail before printing anything
     if sampling.num_return_sequences == 1:
-        print(prompt, end="", flush=True)
+        print(shown, end="", flush=True)
         results = complete(
             model, tokenizer, prompt_ids, sampling, on_text=lambda _, delta: print(delta, end="", flush=True)
         )
@@ -438,7 +522,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         results = complete(model, tokenizer, prompt_ids, sampling)
         for i, result in enumerate(results, 1):
-            print(f"[{i}] {prompt}{result.text}")
+            print(f"[{i}] {shown}{result.text}")
     seconds = time.perf_counter() - loaded
     tokens = sum(r.tokens for r in results)
     reasons = ", ".join(sorted({r.finish_reason for r in results}))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -73,7 +74,7 @@ def evaluate_aio(
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Score `lm` on AI王; returns (metrics, per-question predictions in file order)."""
     from jalm.eval.generation import fit_prompt, greedy_until
-    from jalm.eval.metrics import aio_exact
+    from jalm.eval.metrics import percent
     from jalm.resources import bundled
 
     data_path = Path(data) if data else bundled(DEFAULT_DATA)
@@ -83,27 +84,39 @@ def evaluate_aio(
         questions = questions[:limit]
     prompts = [fit_prompt(lm, lm.encode(q.prompt), MAX_NEW_TOKENS) for q in questions]
     outputs = greedy_until(lm, prompts, STOP, batch_size=batch_size, progress=progress, desc="aio")
-
-    records = []
-    for question, prompt, prediction in zip(questions, prompts, outputs):
-        records.append(
-            {
-                "task": "aio",
-                "id": question.id,
-                "prompt": question.prompt,
-                "prediction": prediction,
-                "golds": list(question.answers),
-                "exact_match": aio_exact(prediction, question.answers),
-                "truncated": prompt.truncated,
-            }
-        )
-    n = len(records)
+    records = score_questions("aio", questions, [q.prompt for q in questions], prompts, outputs)
     metrics = {
-        "exact_match": 100.0 * sum(r["exact_match"] for r in records) / n if n else 0.0,
-        "n": n,
+        "exact_match": percent(records, "exact_match"),
+        "n": len(records),
         "data": str(data_path),
         "max_new_tokens": MAX_NEW_TOKENS,
         "truncated_prompts": sum(r["truncated"] for r in records),
         "seconds": round(time.perf_counter() - started, 2),
     }
     return metrics, records
+
+
+def score_questions(
+    task: str,
+    questions: Sequence[AioQuestion],
+    texts: Sequence[str],
+    prompts: Sequence[Any],
+    predictions: Sequence[str],
+    outputs: Sequence[str] | None = None,
+) -> list[dict[str, Any]]:
+    """Per-question records with the AI王 exact match (0 or 1); `outputs`: raw continuations, when they differ."""
+    from jalm.eval.metrics import aio_exact
+
+    records = []
+    for i, (question, text, prompt, prediction) in enumerate(zip(questions, texts, prompts, predictions)):
+        record = {"task": task, "id": question.id, "prompt": text}
+        if outputs is not None:
+            record["output"] = outputs[i]
+        record.update(
+            prediction=prediction,
+            golds=list(question.answers),
+            exact_match=aio_exact(prediction, question.answers),
+            truncated=prompt.truncated,
+        )
+        records.append(record)
+    return records

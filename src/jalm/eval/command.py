@@ -1,10 +1,14 @@
 """`jalm eval`: perplexity, JSQuAD and AI王 on any Hugging Face causal LM, and the seed's table.
 
 Tasks (protocols as the seed's table was made; see src/jalm/eval/*.py):
-  ppl     perplexity per predicted token and bits per character on JSONL text with a `text` field
-          (no BOS; documents never share a window; long ones in strided windows)
-  jsquad  JSQuAD dev, jp-stable `jsquad-1.1-0.2`, 3 shots drawn with Random(42), greedy, exact match / F1
-  aio     AI王 aio_02_dev, closed-book zero-shot `{question}答えは「`, greedy, exact match
+  ppl          perplexity per predicted token and bits per character on JSONL text with a `text` field
+               (no BOS; documents never share a window; long ones in strided windows)
+  jsquad       JSQuAD dev, jp-stable `jsquad-1.1-0.2`, 3 shots drawn with Random(42), greedy, exact match / F1
+  aio          AI王 aio_02_dev, closed-book zero-shot `{question}答えは「`, greedy, exact match
+  jsquad-chat  for instruction-tuned models: JSQuAD zero-shot as one user message in the model's chat
+               template (LINE's when it has none), greedy until </s>, scored as jsquad
+  aio-chat     for instruction-tuned models: AI王 zero-shot as one user message, greedy until </s>
+               (at most 64 tokens), 「」 stripped, scored as aio
 
 Prompts longer than the model's context are truncated on the left (as jp-stable does), counted in the
 results as `truncated_prompts` and flagged per example in --save-predictions.
@@ -22,10 +26,28 @@ EXAMPLES = """examples:
   jalm eval --model runs/demo/model --tasks jsquad --limit 100 --save-predictions preds.jsonl
   jalm eval --model ~/models/japanese-large-lm-3.6b --tasks ppl --data mc4-ja-valid.jsonl.zst \\
             --device cuda --dtype bfloat16 --batch-size 16
-  jalm eval table runs/a/results.json runs/b/results.json"""
+  jalm eval --model runs/sft/model --tasks jsquad-chat,aio-chat --out sft-results.json
+  jalm eval table runs/a/results.json runs/b/results.json runs/sft/sft-results.json"""
+
+# Which flag sets which field of which task's config (jalm.eval.tasks); a task and its chat form share
+# the data flag. A flag left out keeps the config's default, which is the protocol.
+TASK_FLAGS = {
+    "ppl": {"data": "data", "window": "ppl_window", "stride": "ppl_stride"},
+    "jsquad": {
+        "data": "jsquad_data",
+        "pool": "jsquad_train",
+        "shots": "jsquad_shots",
+        "prompt_version": "jsquad_prompt_version",
+    },
+    "aio": {"data": "aio_data"},
+    "jsquad-chat": {"data": "jsquad_data"},
+    "aio-chat": {"data": "aio_data"},
+}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    from jalm.eval.tasks import DEFAULT_TASKS, TASKS
+
     parser = subparsers.add_parser(
         "eval",
         help="perplexity, JSQuAD and AI王 on a model; the seed's results table",
@@ -34,14 +56,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--model", metavar="DIR", help="Hugging Face causal LM directory with its tokenizer")
+    default = ",".join(DEFAULT_TASKS)
     parser.add_argument(
-        "--tasks", default="ppl,jsquad,aio", help="comma-separated tasks (default ppl,jsquad,aio)"
-    )
-    parser.add_argument(
-        "--data",
-        nargs="+",
-        metavar="FILE",
-        help="ppl text: JSONL(.gz/.zst) files or directories (default: bundled data/dev/wiki_jaquad)",
+        "--tasks", default=default, help=f"comma-separated, from {', '.join(TASKS)} (default {default})"
     )
     parser.add_argument("--out", metavar="FILE", help="write results JSON here (e.g. results.json)")
     parser.add_argument(
@@ -58,46 +75,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--batch-size", type=int, default=8, help="prompts or windows per forward pass (default 8)"
     )
-    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ... or auto (default cpu)")
-    parser.add_argument(
-        "--dtype",
-        default="float32",
-        choices=["float32", "bfloat16", "float16", "auto"],
-        help="weights dtype (default float32)",
-    )
-    parser.add_argument("--use-fast", action="store_true", help="load the tokenizer with use_fast=True")
-    parser.add_argument(
-        "--trust-remote-code",
-        action="store_true",
-        help="allow code from the model directory to run (off unless given)",
-    )
     parser.add_argument("--name", help="model name in results and table (default: the directory name)")
-    parser.add_argument(
-        "--max-length", type=int, metavar="N", help="context length (default: from config.json)"
-    )
-    parser.add_argument(
-        "--ppl-window", type=int, metavar="N", help="perplexity window in tokens (default: context)"
-    )
-    parser.add_argument(
-        "--ppl-stride", type=int, metavar="N", help="perplexity stride in tokens (default: window/2)"
-    )
-    parser.add_argument(
-        "--jsquad-data", metavar="FILE", help="JSQuAD questions (default: bundled valid v1.1)"
-    )
-    parser.add_argument(
-        "--jsquad-train",
-        metavar="FILE",
-        help="JSQuAD shot pool, e.g. train-v1.1.json (default: bundled test v1.3)",
-    )
-    parser.add_argument("--jsquad-shots", type=int, default=3, help="shots per question (default 3)")
-    parser.add_argument(
-        "--jsquad-prompt-version",
-        default="0.2",
-        choices=["0.1", "0.2", "0.3"],
-        help="jp-stable prompt version (default 0.2)",
-    )
-    parser.add_argument("--aio-data", metavar="FILE", help="AI王 TSV (default: bundled aio_02_dev)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    _add_model_flags(parser)
+    _add_task_flags(parser)
     parser.set_defaults(func=run)
 
     sub = parser.add_subparsers(dest="eval_command", metavar="{table}")
@@ -113,34 +94,100 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     table.set_defaults(func=run_table)
 
 
+def _add_model_flags(parser: argparse.ArgumentParser) -> None:
+    """The fields of jalm.eval.lm.ModelOptions."""
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ... or auto (default cpu)")
+    parser.add_argument(
+        "--dtype",
+        default="float32",
+        choices=["float32", "bfloat16", "float16", "auto"],
+        help="weights dtype (default float32)",
+    )
+    parser.add_argument("--use-fast", action="store_true", help="load the tokenizer with use_fast=True")
+    parser.add_argument(
+        "--trust-remote-code",
+        action="store_true",
+        help="allow code from the model directory to run (off unless given)",
+    )
+    parser.add_argument(
+        "--max-length", type=int, metavar="N", help="context length (default: from config.json)"
+    )
+
+
+def _add_task_flags(parser: argparse.ArgumentParser) -> None:
+    """Task options (see TASK_FLAGS); their defaults are the task configs' own."""
+    from jalm.eval.tasks import JsquadConfig
+
+    parser.add_argument(
+        "--data",
+        nargs="+",
+        metavar="FILE",
+        help="ppl text: JSONL(.gz/.zst) files or directories (default: bundled data/dev/wiki_jaquad)",
+    )
+    parser.add_argument(
+        "--ppl-window", type=int, metavar="N", help="perplexity window in tokens (default: context)"
+    )
+    parser.add_argument(
+        "--ppl-stride", type=int, metavar="N", help="perplexity stride in tokens (default: window/2)"
+    )
+    parser.add_argument(
+        "--jsquad-data",
+        metavar="FILE",
+        help="JSQuAD questions for jsquad and jsquad-chat (default: bundled valid v1.1)",
+    )
+    parser.add_argument(
+        "--jsquad-train",
+        metavar="FILE",
+        help="JSQuAD shot pool, e.g. train-v1.1.json (default: bundled test v1.3)",
+    )
+    parser.add_argument(
+        "--jsquad-shots", type=int, metavar="N", help=f"shots per question (default {JsquadConfig.shots})"
+    )
+    parser.add_argument(
+        "--jsquad-prompt-version",
+        choices=["0.1", "0.2", "0.3"],
+        help=f"jp-stable prompt version (default {JsquadConfig.prompt_version})",
+    )
+    parser.add_argument(
+        "--aio-data", metavar="FILE", help="AI王 TSV for aio and aio-chat (default: bundled aio_02_dev)"
+    )
+
+
+def task_configs(args: argparse.Namespace) -> list:
+    """The configs of the tasks in --tasks, each with the flags given for it."""
+    from jalm.eval.tasks import REGISTRY, parse_tasks
+
+    configs = []
+    for name in parse_tasks(args.tasks):
+        given = {field: getattr(args, dest) for field, dest in TASK_FLAGS[name].items()}
+        configs.append(REGISTRY[name](**{k: v for k, v in given.items() if v is not None}))
+    return configs
+
+
 def run(args: argparse.Namespace) -> int:
     from jalm.errors import JalmError
+    from jalm.eval.lm import ModelOptions
     from jalm.eval.suite import evaluate
     from jalm.eval.table import format_table
 
     if not args.model:
         raise JalmError("--model DIR is required (or use `jalm eval table RESULTS...`)")
-    results = evaluate(
-        args.model,
-        args.tasks,
-        out=args.out,
-        data=args.data,
-        limit=args.limit,
-        save_predictions=args.save_predictions,
-        batch_size=args.batch_size,
+    model = ModelOptions(
         device=args.device,
         dtype=args.dtype,
         use_fast=args.use_fast,
         trust_remote_code=args.trust_remote_code,
-        name=args.name,
         max_length=args.max_length,
-        ppl_window=args.ppl_window,
-        ppl_stride=args.ppl_stride,
-        jsquad_data=args.jsquad_data,
-        jsquad_train=args.jsquad_train,
-        jsquad_shots=args.jsquad_shots,
-        jsquad_prompt_version=args.jsquad_prompt_version,
-        aio_data=args.aio_data,
+    )
+    results = evaluate(
+        args.model,
+        task_configs(args),
+        out=args.out,
+        model=model,
+        limit=args.limit,
+        save_predictions=args.save_predictions,
+        batch_size=args.batch_size,
+        name=args.name,
         progress=not args.quiet,
     )
     for task, metrics in results["tasks"].items():
@@ -151,6 +198,10 @@ def run(args: argparse.Namespace) -> int:
                 f"{task}: note: {metrics['truncated_prompts']} prompts were longer than the context and "
                 "were truncated on the left",
                 file=sys.stderr,
+            )
+        if metrics.get("chat_template", "model") != "model":
+            print(
+                f"{task}: note: the model has no chat template; asked in LINE's sft format", file=sys.stderr
             )
     print()
     print(format_table([results]))

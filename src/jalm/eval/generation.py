@@ -1,8 +1,8 @@
 """Batched greedy decoding with left padding and a KV cache, stopped per sequence.
 
-Each prompt has its own limit of new tokens and one stop string; a sequence is finished when it emits an
-end-of-sequence token, reaches its limit, or its decoded continuation contains the stop string. The
-prediction is the continuation decoded without special tokens and cut at the first stop string, which is
+Each prompt has its own limit of new tokens; all share one stop string (or none); a sequence is finished
+when it emits an end-of-sequence token, reaches its limit, or its decoded continuation contains the stop
+string. The prediction is the continuation decoded without special tokens and cut at the first stop string, which is
 exactly what generating one prompt at a time and cutting afterwards gives (jp-stable's `greedy_until`).
 
 Prompts are sorted by length so that a batch pads little; results come back in the input order. Position
@@ -52,12 +52,12 @@ def fit_prompt(lm: LM, ids: Sequence[int], max_new_tokens: int) -> Prompt:
 def greedy_until(
     lm: LM,
     prompts: Sequence[Prompt],
-    stop: str,
+    stop: str | None,
     batch_size: int = 8,
     progress: bool = True,
     desc: str = "generate",
 ) -> list[str]:
-    """Greedy continuations of `prompts`, each cut at the first `stop`, in the order given."""
+    """Greedy continuations of `prompts`, each cut at the first `stop` (None: no stop string), in the order given."""
     from tqdm.auto import tqdm
 
     if batch_size < 1:
@@ -75,7 +75,7 @@ def greedy_until(
     return results
 
 
-def _greedy_batch(lm: LM, prompts: Sequence[Prompt], stop: str) -> list[str]:
+def _greedy_batch(lm: LM, prompts: Sequence[Prompt], stop: str | None) -> list[str]:
     import torch
 
     device = lm.device
@@ -112,7 +112,9 @@ def _greedy_batch(lm: LM, prompts: Sequence[Prompt], stop: str) -> list[str]:
                     done[row] = True
                     continue
                 generated[row].append(token)
-                if len(generated[row]) >= prompts[row].max_new_tokens or stop in lm.decode(generated[row]):
+                if len(generated[row]) >= prompts[row].max_new_tokens or (
+                    stop is not None and stop in lm.decode(generated[row])
+                ):
                     done[row] = True
             if all(done):
                 break
@@ -125,4 +127,5 @@ def _greedy_batch(lm: LM, prompts: Sequence[Prompt], stop: str) -> list[str]:
             )
             step_mask = torch.tensor([[0 if d else 1] for d in done], dtype=mask.dtype, device=device)
             mask = torch.cat([mask, step_mask], dim=1)
-    return [lm.decode(ids).split(stop)[0] for ids in generated]
+    texts = [lm.decode(ids) for ids in generated]
+    return [text.split(stop)[0] for text in texts] if stop is not None else texts

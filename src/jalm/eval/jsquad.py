@@ -131,6 +131,39 @@ def fewshot_plan(
     return [(q, rnd.sample(pool, shots) if shots else []) for q in order]
 
 
+def answer_budget(lm: Any, question: SquadQuestion, max_new_tokens: int | None = None) -> int:
+    """New tokens for `question`: jp-stable's longest gold answer in tokens, unless `max_new_tokens` fixes it."""
+    return max(1, max_new_tokens or max(len(lm.encode(a)) for a in question.answers))
+
+
+def score_questions(
+    task: str,
+    questions: Sequence[SquadQuestion],
+    texts: Sequence[str],
+    prompts: Sequence[Any],
+    outputs: Sequence[str],
+) -> list[dict[str, Any]]:
+    """Per-question records with exact match and F1 (max over the gold answers, in 0..1)."""
+    from jalm.eval.metrics import jsquad_scores
+
+    records = []
+    for question, text, prompt, prediction in zip(questions, texts, prompts, outputs):
+        exact, f1 = jsquad_scores(prediction, question.answers)
+        records.append(
+            {
+                "task": task,
+                "id": question.id,
+                "prompt": text,
+                "prediction": prediction,
+                "golds": list(question.answers),
+                "exact_match": exact,
+                "f1": f1,
+                "truncated": prompt.truncated,
+            }
+        )
+    return records
+
+
 def evaluate_jsquad(
     lm: Any,
     data: str | Path | None = None,
@@ -148,7 +181,7 @@ def evaluate_jsquad(
     an integer fixes it (jp-stable's `hf-causal` model class, for one, uses its default of 256).
     """
     from jalm.eval.generation import fit_prompt, greedy_until
-    from jalm.eval.metrics import jsquad_scores
+    from jalm.eval.metrics import percent
     from jalm.resources import bundled
 
     _prompt_spec(prompt_version)
@@ -157,34 +190,17 @@ def evaluate_jsquad(
     started = time.perf_counter()
     plan = fewshot_plan(load_squad(data_path), load_squad(pool_path) if shots else [], shots, limit)
 
-    texts, prompts = [], []
-    for question, question_shots in plan:
-        text = build_prompt(question, question_shots, prompt_version)
-        budget = max_new_tokens or max(len(lm.encode(a)) for a in question.answers)
-        texts.append(text)
-        prompts.append(fit_prompt(lm, lm.encode(text), max(1, budget)))
+    texts = [build_prompt(question, question_shots, prompt_version) for question, question_shots in plan]
+    prompts = [
+        fit_prompt(lm, lm.encode(text), answer_budget(lm, question, max_new_tokens))
+        for (question, _), text in zip(plan, texts)
+    ]
     outputs = greedy_until(lm, prompts, STOP, batch_size=batch_size, progress=progress, desc="jsquad")
-
-    records = []
-    for (question, _), text, prompt, prediction in zip(plan, texts, prompts, outputs):
-        exact, f1 = jsquad_scores(prediction, question.answers)
-        records.append(
-            {
-                "task": "jsquad",
-                "id": question.id,
-                "prompt": text,
-                "prediction": prediction,
-                "golds": list(question.answers),
-                "exact_match": exact,
-                "f1": f1,
-                "truncated": prompt.truncated,
-            }
-        )
-    n = len(records)
+    records = score_questions("jsquad", [q for q, _ in plan], texts, prompts, outputs)
     metrics = {
-        "exact_match": 100.0 * sum(r["exact_match"] for r in records) / n if n else 0.0,
-        "f1": 100.0 * sum(r["f1"] for r in records) / n if n else 0.0,
-        "n": n,
+        "exact_match": percent(records, "exact_match"),
+        "f1": percent(records, "f1"),
+        "n": len(records),
         "shots": shots,
         "prompt_version": prompt_version,
         "task": f"jsquad-1.1-{prompt_version}",

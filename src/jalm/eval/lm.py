@@ -19,6 +19,21 @@ _CONTEXT_ATTRS = ("n_positions", "max_position_embeddings", "n_ctx")
 _DEFAULT_CONTEXT = 2048
 
 
+@dataclass(frozen=True)
+class ModelOptions:
+    """How to load the model under evaluation (the keyword arguments of `load_lm`).
+
+    `max_length` overrides the context length read from config.json; `trust_remote_code` stays off unless
+    the user asks for it.
+    """
+
+    device: str = "cpu"
+    dtype: str = "float32"
+    use_fast: bool = False
+    trust_remote_code: bool = False
+    max_length: int | None = None
+
+
 @dataclass
 class LM:
     """A model ready for scoring and greedy decoding, with what the loops need to know about it."""

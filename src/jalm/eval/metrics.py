@@ -17,7 +17,8 @@ import re
 import string
 import unicodedata
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 from jalm.errors import JalmError
 
@@ -112,3 +113,8 @@ def normalize_aio(text: str) -> str:
 def aio_exact(prediction: str, golds: Iterable[str]) -> float:
     """1.0 when the normalised prediction equals any normalised gold answer, else 0.0."""
     return float(normalize_aio(prediction) in {normalize_aio(g) for g in golds})
+
+
+def percent(records: Sequence[dict[str, Any]], key: str) -> float:
+    """The mean of a 0..1 score over records, ×100 (0.0 for no records)."""
+    return 100.0 * sum(r[key] for r in records) / len(records) if records else 0.0

@@ -1,9 +1,12 @@
 """results.json files → the seed's Markdown table (| model | params | C4 PPL | AI王 | JSQuAD |).
 
 Columns as in the seed: PPL with two decimals, AI王 exact match with one, JSQuAD exact match with two;
-"—" where a task was not run. Below the table, one note per model says what each number was measured
-on (the PPL data file and bits per character, the JSQuAD prompt, shots and F1, how many questions),
-because a perplexity on anything but mC4-ja validation is not the seed's "C4 PPL".
+"—" where a task was not run. When any of the results has the instruction-form tasks (jsquad-chat,
+aio-chat), each gets its own column beside its few-shot / completion counterpart — `AI王 (chat)` after
+`AI王`, `JSQuAD (chat)` after `JSQuAD` — so one table of a base model and its SFT model shows both.
+Below the table, one note per model says what each number was measured on (the PPL data file and bits
+per character, the JSQuAD prompt, shots and F1, the chat template, how many questions), because a
+perplexity on anything but mC4-ja validation is not the seed's "C4 PPL".
 """
 
 from __future__ import annotations
@@ -15,7 +18,14 @@ from typing import Any
 
 from jalm.errors import JalmError
 
-HEADER = "| model | params | C4 PPL | AI王 | JSQuAD |\n|---|---|---|---|---|"
+# (header, task, metric, digits, shown even when no results have the task)
+COLUMNS = (
+    ("C4 PPL", "ppl", "ppl", 2, True),
+    ("AI王", "aio", "exact_match", 1, True),
+    ("AI王 (chat)", "aio-chat", "exact_match", 1, False),
+    ("JSQuAD", "jsquad", "exact_match", 2, True),
+    ("JSQuAD (chat)", "jsquad-chat", "exact_match", 2, False),
+)
 DASH = "—"
 
 
@@ -62,11 +72,22 @@ def _note(results: dict[str, Any]) -> str:
         )
     if "aio" in tasks:
         parts.append(f"AI王 exact match, n={tasks['aio'].get('n')}")
+    if "aio-chat" in tasks:
+        a = tasks["aio-chat"]
+        parts.append(
+            f"AI王 (chat) 0-shot instruction exact match, {a.get('chat_template')} template, n={a.get('n')}"
+        )
     if "jsquad" in tasks:
         j = tasks["jsquad"]
         parts.append(
             f"JSQuAD {j.get('task', 'jsquad')} {j.get('shots')}-shot exact match "
             f"(F1 {j.get('f1', float('nan')):.2f}), n={j.get('n')}"
+        )
+    if "jsquad-chat" in tasks:
+        j = tasks["jsquad-chat"]
+        parts.append(
+            f"JSQuAD (chat) 0-shot instruction exact match (F1 {j.get('f1', float('nan')):.2f}), "
+            f"{j.get('chat_template')} template, n={j.get('n')}"
         )
     return f"{results.get('model_name', '?')}: " + "; ".join(parts) if parts else ""
 
@@ -74,13 +95,19 @@ def _note(results: dict[str, Any]) -> str:
 def format_table(results: Iterable[dict[str, Any]], notes: bool = True) -> str:
     """The seed's table for one or several results dicts (one row each, in the order given)."""
     results = list(results)
-    rows = [HEADER]
+    present = {task for r in results for task in r.get("tasks", {})}
+    columns = [c for c in COLUMNS if c[4] or c[1] in present]
+    rows = [
+        "| model | params | " + " | ".join(c[0] for c in columns) + " |",
+        "|---|---|" + "---|" * len(columns),
+    ]
     for r in results:
         tasks = r.get("tasks", {})
+        cells = [_cell(tasks.get(task), key, digits) for _, task, key, digits, _ in columns]
         rows.append(
             f"| {r.get('model_name', r.get('model', '?'))} | {format_params(r.get('params'))} | "
-            f"{_cell(tasks.get('ppl'), 'ppl', 2)} | {_cell(tasks.get('aio'), 'exact_match', 1)} | "
-            f"{_cell(tasks.get('jsquad'), 'exact_match', 2)} |"
+            + " | ".join(cells)
+            + " |"
         )
     text = "\n".join(rows)
     if notes:

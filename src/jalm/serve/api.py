@@ -3,7 +3,8 @@
 Types are strict (a string is not a number, 1 is not true); fields OpenAI clients commonly send and we
 do not use are ignored, those that would change the result and we cannot honour are refused.
 Extensions beyond OpenAI's fields, named as in transformers: top_k, repetition_penalty, do_sample,
-max_length (total tokens including the prompt, as in LINE's pipeline call).
+max_length (total tokens including the prompt, as in LINE's pipeline call). In chat responses,
+`jalm_notice` (top level; the first chunk of a stream) says when the model has no chat template.
 """
 
 from __future__ import annotations
@@ -41,6 +42,11 @@ class ApiError(Exception):
 
     def body(self) -> dict[str, Any]:
         return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
+
+
+def busy_error(message: str) -> ApiError:
+    """429 in OpenAI's rate-limit shape: the generation queue is full."""
+    return ApiError(429, message, code="server_busy", type="rate_limit_error")
 
 
 class _Sampling(BaseModel):
@@ -123,18 +129,19 @@ def refuse_unsupported(req: _Sampling) -> None:
         raise ApiError(400, "stream_options: only allowed with stream: true", param="stream_options")
 
 
-def chat_prompt(messages: list[ChatMessage]) -> str:
-    """LINE's sft format: each user turn `ユーザー: {text}`, each reply `システム: {text}`, one per line,
-    ending with `システム: ` for the model to continue. A system message goes first as a plain line."""
-    lines = []
-    for message in messages:
-        if message.role == "system":
-            lines.append(message.content)
-        elif message.role == "user":
-            lines.append(f"ユーザー: {message.content}")
-        else:
-            lines.append(f"システム: {message.content}")
-    return "\n".join(lines) + "\nシステム: "
-
-
-CHAT_STOPS = ["\nユーザー:"]  # the model starting the next user turn means its reply is over
+def choice(
+    index: int,
+    finish_reason: str | None = None,
+    *,
+    text: str | None = None,
+    message: dict[str, str] | None = None,
+    delta: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """One entry of a response's `choices`: `text` (completions), `message` (chat) or `delta` (chat chunks)."""
+    out: dict[str, Any] = {"index": index}
+    for key, value in (("text", text), ("message", message), ("delta", delta)):
+        if value is not None:
+            out[key] = value
+    out["logprobs"] = None
+    out["finish_reason"] = finish_reason
+    return out

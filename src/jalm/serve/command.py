@@ -158,7 +158,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="the model's homepage: card, playground and an OpenAI-compatible API",
         description="Serve a model directory on this machine: a model card page with a playground (sampling "
         "controls, streamed output) and an OpenAI-compatible API (/v1/completions, /v1/chat/completions in "
-        "LINE's sft format, /v1/models, /health). Listens on 127.0.0.1 unless --expose is given.",
+        "the model's chat template or, for a model without one, LINE's sft format, /v1/models, /health). "
+        "Listens on 127.0.0.1 unless --expose is given.",
         epilog="example: jalm serve --model runs/demo/model   (then open http://127.0.0.1:8000/)",
     )
     parser.add_argument("--model", required=True, help="model directory (config.json, weights, tokenizer)")

@@ -12,7 +12,9 @@ import asyncio
 import threading
 from collections.abc import AsyncIterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
+from jalm.chat import chat_notice, chat_prompt_ids, chat_stops
 from jalm.generate import PROMPT, Completion, Sampling, complete, context_length, encode_prompt
 
 
@@ -20,10 +22,30 @@ class Busy(Exception):
     """More requests are waiting than the server is configured to queue."""
 
 
+@dataclass(frozen=True)
+class Delta:
+    """Sequence `index` of the generation grew by `text`."""
+
+    index: int
+    text: str
+
+
+@dataclass(frozen=True)
+class Done:
+    """The generation is over; one result per sequence (empty when it was cancelled before it started)."""
+
+    results: list[Completion]
+
+
+StreamEvent = Delta | Done
+
+
 class Engine:
     def __init__(self, model, tokenizer, max_pending: int = 32):
         self.model, self.tokenizer = model, tokenizer
         self.context = context_length(model)
+        self.chat_notice = chat_notice(tokenizer)  # None when the model has a chat template
+        self.chat_stops = chat_stops(tokenizer)
         self.max_pending = max_pending
         self.pending = 0  # queued or running; only touched on the event loop thread
         self.completed = 0
@@ -34,8 +56,12 @@ class Engine:
     def encode(self, prompt: str) -> list[int]:
         return encode_prompt(self.tokenizer, prompt)
 
-    async def stream(self, prompt_ids: Sequence[int], sampling: Sampling) -> AsyncIterator[tuple]:
-        """Yields ("text", index, delta) as sequences grow, then ("done", list[Completion])."""
+    def chat_ids(self, messages: Sequence) -> tuple[list[int], str | None]:
+        """Prompt ids of a conversation and the chat notice (see `jalm.chat.chat_prompt_ids`)."""
+        return chat_prompt_ids(self.tokenizer, messages)
+
+    async def stream(self, prompt_ids: Sequence[int], sampling: Sampling) -> AsyncIterator[StreamEvent]:
+        """Yields a `Delta` each time a sequence grows, then one `Done` with every sequence's result."""
         if self.pending >= self.max_pending:
             raise Busy(f"{self.pending} requests are already waiting; try again shortly")
         loop = asyncio.get_running_loop()
@@ -43,7 +69,7 @@ class Engine:
         cancel = threading.Event()
 
         def on_text(index: int, delta: str) -> None:  # runs on the worker thread
-            loop.call_soon_threadsafe(queue.put_nowait, ("text", index, delta))
+            loop.call_soon_threadsafe(queue.put_nowait, Delta(index, delta))
 
         def work() -> list[Completion]:
             if cancel.is_set():  # the client left while the request was queued
@@ -56,24 +82,21 @@ class Engine:
         def finished(_) -> None:
             self.pending -= 1
             self.completed += 1
-            queue.put_nowait(("end",))
+            queue.put_nowait(None)  # the end of the deltas
 
         future.add_done_callback(finished)
         try:
-            while True:
-                item = await queue.get()
-                if item[0] == "end":
-                    break
-                yield item
-            yield ("done", future.result())
+            while (delta := await queue.get()) is not None:
+                yield delta
+            yield Done(future.result())
         finally:
             cancel.set()  # no-op when finished; stops the worker when the consumer went away
 
     async def run(self, prompt_ids: Sequence[int], sampling: Sampling) -> list[Completion]:
         results: list[Completion] = []
-        async for item in self.stream(prompt_ids, sampling):
-            if item[0] == "done":
-                results = item[1]
+        async for event in self.stream(prompt_ids, sampling):
+            if isinstance(event, Done):
+                results = event.results
         return results
 
     async def samples(self) -> list[str]:

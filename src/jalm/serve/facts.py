@@ -40,10 +40,10 @@ class ModelFacts:
 
     @property
     def context(self) -> int | None:
-        for key in ("max_position_embeddings", "n_positions", "n_ctx"):
-            if isinstance(self.config.get(key), int):
-                return self.config[key]
-        return None
+        """Positions config.json declares (None when it declares none: the card says unknown)."""
+        from jalm.generate import context_length
+
+        return context_length(self.config, default=None)
 
 
 def _read_json(path: Path, problems: list[str]) -> Any:

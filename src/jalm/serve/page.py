@@ -1,4 +1,5 @@
-"""The homepage: the model card (see card.py) beside a playground that streams from /v1/completions."""
+"""The homepage: the model card (see card/) beside a playground that streams from /v1/completions and,
+in chat mode, from /v1/chat/completions (with a visible notice when the model has no chat template)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,11 @@ import json
 from jalm.serve.card import PROMPT, Section, to_html
 
 
-def render_page(sections: list[Section], name: str, context: int, limits: dict) -> str:
+def render_page(
+    sections: list[Section], name: str, context: int, limits: dict, chat_notice: str | None = None
+) -> str:
+    """The whole page. `chat_notice` (jalm.chat.chat_notice: None for a model with a chat template) is
+    shown in the playground while it is in chat mode."""
     e = html.escape
     card = to_html(sections, sample_placeholder=True)
     nav = "".join(
@@ -16,6 +21,12 @@ def render_page(sections: list[Section], name: str, context: int, limits: dict) 
     )
     config = e(json.dumps({"model": name, "context": context, **limits}, ensure_ascii=False))
     max_tokens = min(limits["max_tokens"], context - 1)
+    chat_label = (
+        "chat (the model's chat template)"
+        if chat_notice is None
+        else "chat (LINE sft format: ユーザー: … / システム: )"
+    )
+    notice = f'<p id="chat-notice" class="notice" hidden>{e(chat_notice or "")}</p>'
     return f"""<!doctype html>
 <html lang="ja">
 <head>
@@ -36,7 +47,7 @@ def render_page(sections: list[Section], name: str, context: int, limits: dict) 
 <textarea id="prompt" name="prompt" rows="4" maxlength="{limits["max_prompt_chars"]}">{e(PROMPT)}</textarea>
 <div class="controls">
 <label>Mode <select id="mode"><option value="completion">continue text</option>
-<option value="chat">chat (LINE sft format: ユーザー: … / システム: )</option></select></label>
+<option value="chat">{e(chat_label)}</option></select></label>
 <label>Max new tokens <input id="max_tokens" type="number" min="1" max="{max_tokens}" value="{min(64, max_tokens)}"></label>
 <label>Temperature <input id="temperature" type="number" min="0" max="2" step="0.05" value="0.7"></label>
 <label>Top-p <input id="top_p" type="number" min="0.01" max="1" step="0.01" value="1"></label>
@@ -49,6 +60,7 @@ def render_page(sections: list[Section], name: str, context: int, limits: dict) 
 <button id="stop" type="button" disabled>Stop</button>
 <span id="status" data-state="idle">temperature 0 = greedy · context {context} tokens</span></div>
 </form>
+{notice}
 <div id="outputs"></div>
 </section>
 <div class="card">

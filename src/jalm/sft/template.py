@@ -148,7 +148,12 @@ def encode_conversation(
         if not tail.startswith(full):
             raise JalmError("chat template: the generation prompt does not extend the conversation")
         if len(tail) > len(full):
-            pieces.append((tail[len(full) :], False))
+            # The generation prompt joins the prompt before it into one segment, as training encodes
+            # `ユーザー: …\nシステム: ` as one piece of text.
+            if pieces and not pieces[-1][1]:
+                pieces[-1] = (pieces[-1][0] + tail[len(full) :], False)
+            else:
+                pieces.append((tail[len(full) :], False))
     ids: list[int] = []
     mask: list[bool] = []
     for text, is_reply in pieces:

@@ -71,7 +71,7 @@ def save_checkpoint(
         for stale in root.glob(".tmp-*"):
             shutil.rmtree(stale, ignore_errors=True)
     barrier()
-    model_state, optim_state = get_state_dict(model, optimizer, options=_options(frozen))
+    model_state, optim_state = _state_dicts(model, optimizer, frozen)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*assuming the intent is to save in a single process.*")
         dcp.save({"model": model_state, "optim": optim_state}, checkpoint_id=tmp)
@@ -104,17 +104,26 @@ def _options(frozen: bool) -> StateDictOptions:
     return StateDictOptions(ignore_frozen_params=True, strict=False) if frozen else StateDictOptions()
 
 
+def _state_dicts(model: torch.nn.Module, optimizer, frozen: bool) -> tuple[dict, dict | None]:
+    """Model and optimizer state dicts; with `frozen`, the model's only has trainable weights (a tied,
+    frozen output embedding would otherwise come along under its second name)."""
+    if optimizer is None:
+        model_state, optim_state = get_state_dict(model, [], options=_options(frozen))[0], None
+    else:
+        model_state, optim_state = get_state_dict(model, optimizer, options=_options(frozen))
+    if frozen:
+        trainable = {name for name, param in model.named_parameters() if param.requires_grad}
+        model_state = {name: value for name, value in model_state.items() if name in trainable}
+    return model_state, optim_state
+
+
 def load_checkpoint(
     path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None, frozen: bool = False
 ) -> dict:
     """Load weights (and optimizer state) in place; return the train state. Bad files → one-line error."""
     state = read_state(path)
     options = _options(frozen)
-    model_state, optim_state = (
-        get_state_dict(model, optimizer, options=options)
-        if optimizer is not None
-        else (get_state_dict(model, [], options=options)[0], None)
-    )
+    model_state, optim_state = _state_dicts(model, optimizer, frozen)
     target = {"model": model_state} if optim_state is None else {"model": model_state, "optim": optim_state}
     try:
         with warnings.catch_warnings():

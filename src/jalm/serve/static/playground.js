@@ -10,6 +10,14 @@
   const outputs = $("outputs");
   let controller = null;
 
+  // In chat mode, show what the server says about the prompt (a model without a chat template gets LINE's
+  // sft format and may not stop): the page knows it from the start, and a chat stream repeats it.
+  function showNotice(text) {
+    const notice = $("chat-notice");
+    if (text) notice.textContent = text;
+    notice.hidden = $("mode").value !== "chat" || !notice.textContent;
+  }
+
   function setStatus(text, state) {
     status.textContent = text;
     status.dataset.state = state;
@@ -110,6 +118,7 @@
             if (data === "[DONE]") { done = true; break; }
             const message = JSON.parse(data);
             if (message.error) throw new Error(message.error.message);
+            if (message.jalm_notice) showNotice(message.jalm_notice);
             for (const choice of message.choices || []) {
               const text = req.chat ? (choice.delta && choice.delta.content) || "" : choice.text || "";
               if (text && boxes[choice.index]) {
@@ -148,6 +157,8 @@
   }
 
   form.addEventListener("submit", generate);
+  $("mode").addEventListener("change", () => showNotice(null));
+  showNotice(null);
   $("stop").addEventListener("click", () => controller && controller.abort());
   loadSamples();
 })();

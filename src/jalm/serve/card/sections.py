@@ -1,89 +1,34 @@
-"""The model card: one document built from `ModelFacts`, rendered as the web page's HTML and as the Hub README.
-
-The card is a list of sections, each a list of simple blocks (paragraph, table, code, image, list), so
-the page and the README say exactly the same things. Whatever is unknown is said to be unknown, with the
-file that would have told.
-"""
+"""The card's sections, built from `ModelFacts`: what the model is, its tokenizer, how it was trained and on
+what, how it scores, how to use it. Whatever is unknown is said to be unknown, with the file that would
+have told."""
 
 from __future__ import annotations
 
-import html
 import json
-import os
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from jalm.serve.card.blocks import (
+    PROMPT,
+    UNKNOWN,
+    Bullets,
+    Code,
+    Image,
+    Para,
+    Section,
+    Table,
+    fmt_int,
+    fmt_num,
+    fmt_params,
+    short_params,
+)
 from jalm.serve.facts import ModelFacts
-
-PROMPT = "おはようございます、今日の天気は"
-UNKNOWN = "unknown"
-DASH = "—"
 
 # The seed's published numbers (LINE's model card), shown for scale only.
 LINE_REFERENCE = [
     ("line-corporation/japanese-large-lm-1.7b", "1.7B", "8.57", "32.2", "57.50"),
     ("line-corporation/japanese-large-lm-3.6b", "3.6B", "7.50", "48.5", "63.85"),
 ]
-# Hub ids of the corpora jalm bundles for its demo (data/LICENSES.md), recognised by file name.
-KNOWN_SOURCES = {"wiki_jaquad": "SkelterLabsInc/JaQuAD"}
-
-
-@dataclass
-class Para:
-    text: str
-
-
-@dataclass
-class Table:
-    headers: list[str]
-    rows: list[list[str]]
-
-
-@dataclass
-class Code:
-    lang: str
-    text: str
-
-
-@dataclass
-class Image:
-    src: str
-    alt: str
-
-
-@dataclass
-class Bullets:
-    items: list[str]
-
-
-@dataclass
-class Section:
-    title: str
-    blocks: list[Any] = field(default_factory=list)
-    anchor: str = ""
-
-
-def fmt_int(value: Any) -> str:
-    return f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else UNKNOWN
-
-
-def fmt_params(value: int | None) -> str:
-    return f"{value:,} ({short_params(value)})" if value else UNKNOWN
-
-
-def short_params(value: int | None) -> str:
-    """1,652,230,656 → '1.7B', as the seed's table writes it."""
-    if not value:
-        return DASH
-    for size, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "K")):
-        if value >= size:
-            return f"{value / size:.1f}{suffix}"
-    return str(value)
-
-
-def _num(value: Any, digits: int) -> str:
-    return f"{value:.{digits}f}" if isinstance(value, (int, float)) and not isinstance(value, bool) else DASH
 
 
 def usage_snippet(model_ref: str, prompt: str = PROMPT) -> str:
@@ -255,8 +200,8 @@ def _data(facts: ModelFacts) -> Section:
                 [str(rule), fmt_int(n)] for rule, n in sorted(rejected.items(), key=lambda kv: -(kv[1] or 0))
             ]
             blocks.append(Table(["rejected by rule", "documents"], rows))
-        sources = _sources(stats)
-        if sources:
+        per_source = sources(stats)
+        if per_source:
             rows = [
                 [
                     name,
@@ -265,7 +210,7 @@ def _data(facts: ModelFacts) -> Section:
                     fmt_int(f.get("rejected")),
                     fmt_int(f.get("malformed")),
                 ]
-                for name, f in sources
+                for name, f in per_source
             ]
             blocks.append(Table(["source", "input", "kept", "rejected", "malformed"], rows))
         dedup = stats.get("dedup")
@@ -319,11 +264,11 @@ def _evaluation(facts: ModelFacts) -> Section:
     row = [
         str(r.get("model_name") or facts.name),
         short_params(r.get("params") or facts.params),
-        _num(ppl.get("ppl"), 2),
-        _num(ppl.get("bits_per_char"), 3),
-        _num(aio.get("exact_match"), 1),
-        _num(jsq.get("exact_match"), 2),
-        _num(jsq.get("f1"), 2),
+        fmt_num(ppl.get("ppl"), 2),
+        fmt_num(ppl.get("bits_per_char"), 3),
+        fmt_num(aio.get("exact_match"), 1),
+        fmt_num(jsq.get("exact_match"), 2),
+        fmt_num(jsq.get("f1"), 2),
     ]
     blocks: list[Any] = [
         Table(["model", "params", "PPL", "bits/char", "AI王 EM", "JSQuAD EM", "JSQuAD F1"], [row])
@@ -437,118 +382,7 @@ def build_card(
     ]
 
 
-def draw_loss(facts: ModelFacts, out) -> None:
-    """A loss plot from the metrics records that could be read (for a model without training/loss.png).
-    `out` is a path or a binary file object."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 3.5), dpi=120)
-    if facts.train_curve:
-        ax.plot(*zip(*facts.train_curve), label="train loss")
-    if facts.val_curve:
-        ax.plot(*zip(*facts.val_curve), "o-", label="validation loss")
-    ax.set_xlabel("step")
-    ax.set_ylabel("cross-entropy (nats/token)")
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(out, format="png")
-    plt.close(fig)
-
-
-# ---- Markdown (the Hub README) -------------------------------------------------------------------------
-
-
-def _md_cell(text: str) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
-
-
-def to_markdown(sections: list[Section]) -> str:
-    out: list[str] = []
-    for i, section in enumerate(sections):
-        out.append(("# " if i == 0 else "## ") + section.title)
-        for block in section.blocks:
-            if isinstance(block, Para):
-                out.append(block.text)
-            elif isinstance(block, Table):
-                header = block.headers if any(block.headers) else ["property", "value"]
-                lines = ["| " + " | ".join(_md_cell(h) for h in header) + " |", "|" + "---|" * len(header)]
-                lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in block.rows]
-                out.append("\n".join(lines))
-            elif isinstance(block, Code):
-                out.append(f"```{block.lang}\n{block.text.rstrip()}\n```")
-            elif isinstance(block, Image):
-                out.append(f"![{block.alt}]({block.src})")
-            elif isinstance(block, Bullets):
-                out.append("\n".join(f"- {item}" for item in block.items))
-    return "\n\n".join(out) + "\n"
-
-
-def front_matter(facts: ModelFacts, license: str, datasets: list[str]) -> str:
-    """Hub metadata (YAML). JSON is valid YAML, so each value is written with json.dumps: no quoting traps."""
-    tasks = (facts.results or {}).get("tasks", {})
-    metrics = []
-    if "ppl" in tasks:
-        metrics.append("perplexity")
-    if "jsquad" in tasks or "aio" in tasks:
-        metrics.append("exact_match")
-    if "jsquad" in tasks:
-        metrics.append("f1")
-    tags = ["jalm", "japanese", str(facts.config.get("model_type", "causal-lm"))]
-    lines = [
-        "---",
-        "language:",
-        "- ja",
-        f"license: {json.dumps(license)}",
-        "library_name: transformers",
-        "pipeline_tag: text-generation",
-        "tags:",
-        *[f"- {json.dumps(t)}" for t in tags],
-        "datasets:" + ("" if datasets else " []"),
-        *[f"- {json.dumps(d)}" for d in datasets],
-        "metrics:" + ("" if metrics else " []"),
-        *[f"- {json.dumps(m)}" for m in metrics],
-    ]
-    lines += _model_index(facts, tasks)
-    lines.append("---")
-    return "\n".join(lines) + "\n"
-
-
-def _model_index(facts: ModelFacts, tasks: dict) -> list[str]:
-    entries = []
-    specs = [
-        ("ppl", "ppl", "perplexity", "Perplexity", "held-out Japanese text"),
-        ("ppl", "bits_per_char", "bits_per_char", "Bits per character", "held-out Japanese text"),
-        ("jsquad", "exact_match", "exact_match", "Exact match", "JSQuAD"),
-        ("jsquad", "f1", "f1", "F1", "JSQuAD"),
-        ("aio", "exact_match", "exact_match", "Exact match", "AI王 (aio_02_dev)"),
-    ]
-    for task, key, mtype, mname, dataset in specs:
-        value = tasks.get(task, {}).get(key) if isinstance(tasks.get(task), dict) else None
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            entries.append((task, dataset, mtype, mname, value))
-    if not entries:
-        return []
-    lines = ["model-index:", f"- name: {json.dumps(facts.name)}", "  results:"]
-    for task, dataset, mtype, mname, value in entries:
-        lines += [
-            "  - task:",
-            "      type: text-generation",
-            "    dataset:",
-            f"      name: {json.dumps(dataset, ensure_ascii=False)}",
-            f"      type: {json.dumps(task)}",
-            "    metrics:",
-            f"    - type: {json.dumps(mtype)}",
-            f"      name: {json.dumps(mname)}",
-            f"      value: {round(float(value), 4)}",
-        ]
-    return lines
-
-
-def _sources(stats: dict) -> list[tuple[str, dict]]:
+def sources(stats: dict) -> list[tuple[str, dict]]:
     """Per-source counts from the clean stats: "shards" ({name, paths}) or "files" ({path}), whichever is there."""
     items = stats.get("shards") or stats.get("files") or []
     out = []
@@ -564,87 +398,3 @@ def _sources(stats: dict) -> list[tuple[str, dict]]:
         )
         out.append((", ".join(Path(str(p)).name for p in paths) or str(item.get("name", "?")), item))
     return out
-
-
-def guess_datasets(facts: ModelFacts) -> list[str]:
-    """Hub dataset ids for training sources jalm knows by file name (the bundled demo corpora)."""
-    found: list[str] = []
-    for name, _ in _sources(facts.clean_stats or {}):
-        for key, hub_id in KNOWN_SOURCES.items():
-            if key in name and hub_id not in found:
-                found.append(hub_id)
-    return found
-
-
-def write_readme(
-    facts: ModelFacts,
-    out: str | Path,
-    model_ref: str | None = None,
-    samples: list[str] | None = None,
-    license: str = "apache-2.0",
-    datasets: list[str] | None = None,
-) -> Path:
-    """The Hub README.md: YAML metadata, then the card. The loss plot is linked relative to the README."""
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    loss_src = None
-    if facts.loss_png is not None:
-        loss_src = Path(os.path.relpath(facts.loss_png.resolve(), out.parent.resolve())).as_posix()
-    sections = build_card(facts, model_ref, loss_src, samples)
-    text = (
-        front_matter(facts, license, datasets if datasets else guess_datasets(facts))
-        + "\n"
-        + to_markdown(sections)
-    )
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(out)
-    return out
-
-
-# ---- HTML (the web page) -------------------------------------------------------------------------------
-
-
-def to_html(sections: list[Section], sample_placeholder: bool = False) -> str:
-    """Card sections as HTML; all text escaped. With `sample_placeholder`, samples load from /api/samples."""
-    e = html.escape
-    out: list[str] = []
-    for i, section in enumerate(sections):
-        out.append(f'<section id="{e(section.anchor)}">')
-        out.append(f"<h1>{e(section.title)}</h1>" if i == 0 else f"<h2>{e(section.title)}</h2>")
-        if sample_placeholder and section.anchor == "samples":
-            out.append(
-                f"<p>Five continuations of 「{e(PROMPT)}」 with the snippet's arguments (max_length=30, "
-                "do_sample=True, seed 101), generated by this server:</p>"
-            )
-            out.append('<pre id="sample-outputs" class="output">generating…</pre></section>')
-            continue
-        for block in section.blocks:
-            if isinstance(block, Para):
-                out.append(f"<p>{e(block.text)}</p>")
-            elif isinstance(block, Table):
-                head = (
-                    ""
-                    if not any(block.headers)
-                    else "<thead><tr>" + "".join(f"<th>{e(h)}</th>" for h in block.headers) + "</tr></thead>"
-                )
-                body = "".join(
-                    "<tr>"
-                    + "".join(
-                        (f"<th>{e(c)}</th>" if j == 0 and not any(block.headers) else f"<td>{e(c)}</td>")
-                        for j, c in enumerate(row)
-                    )
-                    + "</tr>"
-                    for row in block.rows
-                )
-                out.append(f"<table>{head}<tbody>{body}</tbody></table>")
-            elif isinstance(block, Code):
-                out.append(
-                    f'<pre class="code"><code class="language-{e(block.lang)}">{e(block.text.rstrip())}</code></pre>'
-                )
-            elif isinstance(block, Image):
-                out.append(f'<img src="{e(block.src)}" alt="{e(block.alt)}" class="plot">')
-            elif isinstance(block, Bullets):
-                out.append("<ul>" + "".join(f"<li>{e(item)}</li>" for item in block.items) + "</ul>")
-        out.append("</section>")
-    return "\n".join(out)
