@@ -39,7 +39,7 @@ def read_jsonl(path: Path) -> list[dict]:
 
 
 def technical_pages() -> list[dict]:
-    from jalm.corpus.filters import Features
+    from jalm.corpus.features import Features
     from jalm.corpus.html import extract_main_text
     from jalm.corpus.normalize import normalize_text
 

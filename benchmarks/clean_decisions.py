@@ -28,7 +28,8 @@ import numpy as np
 from clean_common import ROOT, SHARED, WORK, build_labelled_set
 from jalm.corpus import clean, dedup
 from jalm.corpus.config import CleanConfig
-from jalm.corpus.filters import FILTERS, Features
+from jalm.corpus.features import Features
+from jalm.corpus.filters import FILTERS
 from jalm.corpus.normalize import normalize_text
 from jalm.jsonl import iter_lines
 

@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/clean_equivalence.py [--cases 20000] [--seed 0]
 
 The filters compute their statistics with table lookups, bounds and shortcuts (see
-jalm/corpus/filters.py, normalize.py, keywords.py, dedup.py). Each shortcut must give exactly what
+jalm/corpus/features.py, repetition.py, normalize.py, keywords.py, dedup.py). Each shortcut must give exactly what
 the plain definition gives. This script checks that on random texts built from the characters that
 matter (Japanese, white space of every kind, line breaks, control and full-width characters,
 combining marks, keywords and their pieces, repeated stretches) and on every document of the
@@ -33,17 +33,10 @@ from pathlib import Path
 import numpy as np
 
 from jalm.corpus import chars, dedup
-from jalm.corpus.filters import (
-    Features,
-    duplicated_ngram_share,
-    japanese_word_gaps,
-    lookup_table,
-    repeated_bound,
-    repeated_share,
-    top_ngram_share,
-)
+from jalm.corpus.features import Features, japanese_word_gaps, lookup_table
 from jalm.corpus.keywords import KeywordMatcher, _script, read_list
 from jalm.corpus.normalize import normalize_text
+from jalm.corpus.repetition import duplicated_ngram_share, repeated_bound, repeated_share, top_ngram_share
 from jalm.jsonl import read_records
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -191,13 +184,13 @@ def check(text: str, lists: dict[str, list[str]], matcher: KeywordMatcher, probl
 @contextmanager
 def thresholds(zero: bool):
     """Set the size thresholds that choose between two exact ways of computing something to 0."""
-    from jalm.corpus import filters, keywords, normalize
+    from jalm.corpus import features, keywords, normalize
 
     names = [
-        (filters, "_SPLIT_FREE_MIN"),
-        (filters, "_COUNT_BY_CLASS_MIN"),
-        (filters, "_TRAILING_ARRAY_MIN"),
-        (filters, "_FEW_SPACES"),
+        (features, "_SPLIT_FREE_MIN"),
+        (features, "_COUNT_BY_CLASS_MIN"),
+        (features, "_TRAILING_ARRAY_MIN"),
+        (features, "_FEW_SPACES"),
         (keywords, "_FEW_STARTS"),
         (normalize, "_LAYOUT_MIN"),
     ]

@@ -58,19 +58,17 @@ def table(labels, results) -> list[str]:
         for (lab, category), ids in sorted(by.items()):
             if lab != label:
                 continue
-            cells = []
-            for name in names:
-                kept = results[name][0]
-                share = sum((i in kept) == (label == "clean") for i in ids) / len(ids)
-                cells.append(f"{100 * share:.1f}%")
-            lines.append(f"| {label} ({verb}) | {category} | {len(ids)} | " + " | ".join(cells) + " |")
-        cells = []
-        for name in names:
-            kept = results[name][0]
-            share = sum((i in kept) == (label == "clean") for i in ids_all) / len(ids_all)
-            cells.append(f"**{100 * share:.1f}%**")
-        lines.append(f"| **{label} ({verb})** | **all** | **{len(ids_all)}** | " + " | ".join(cells) + " |")
+            cells = _right_shares(results, names, label, ids, "{:.1f}%")
+            lines.append(f"| {label} ({verb}) | {category} | {len(ids)} | {cells} |")
+        cells = _right_shares(results, names, label, ids_all, "**{:.1f}%**")
+        lines.append(f"| **{label} ({verb})** | **all** | **{len(ids_all)}** | {cells} |")
     return lines
+
+
+def _right_shares(results: dict, names: list[str], label: str, ids: list[str], template: str) -> str:
+    """Per pipeline, the percentage of `ids` it got right (kept if clean, removed if noise), as cells."""
+    shares = [sum((i in results[name][0]) == (label == "clean") for i in ids) / len(ids) for name in names]
+    return " | ".join(template.format(100 * share) for share in shares)
 
 
 def main() -> None:

@@ -31,7 +31,8 @@ import time
 from clean_common import WORK, build_labelled_set, hojichar_pipeline, read_jsonl
 from jalm.corpus import clean, dedup
 from jalm.corpus.config import CleanConfig
-from jalm.corpus.filters import FILTERS, Features
+from jalm.corpus.features import Features
+from jalm.corpus.filters import FILTERS
 from jalm.corpus.normalize import normalize_text
 from jalm.corpus.shardjob import tune_allocator
 

@@ -70,3 +70,38 @@ def tiny_model_dir(tiny_run_dir, tmp_path_factory) -> Path:
     from jalm.export import export
 
     return export(tiny_run_dir, tmp_path_factory.mktemp("model") / "model")
+
+
+@pytest.fixture(scope="session")
+def same_checkpoint():
+    """A check that two runs' final checkpoints hold identical tensors (weights and optimizer moments)."""
+    return assert_same_checkpoint
+
+
+def assert_same_checkpoint(run_a: Path, run_b: Path) -> None:
+    """The final checkpoints' tensors (weights and optimizer moments) are identical, bit for bit."""
+    import torch
+    from torch.distributed.checkpoint.format_utils import dcp_to_torch_save
+
+    from jalm.train.checkpoint import latest_checkpoint
+
+    a, b = latest_checkpoint(run_a), latest_checkpoint(run_b)
+    assert a.name == b.name
+    loaded = []
+    for path in (a, b):
+        dcp_to_torch_save(path, path.parent / f"{path.name}.pt")
+        loaded.append(_flatten(torch.load(path.parent / f"{path.name}.pt", weights_only=True)))
+    assert loaded[0].keys() == loaded[1].keys() and any(
+        isinstance(v, torch.Tensor) for v in loaded[0].values()
+    )
+    for key, value in loaded[0].items():
+        if isinstance(value, torch.Tensor):
+            assert torch.equal(value, loaded[1][key]), key
+
+
+def _flatten(tree, prefix: str = "") -> dict:
+    if isinstance(tree, dict):
+        return {k: v for key, sub in tree.items() for k, v in _flatten(sub, f"{prefix}{key}.").items()}
+    if isinstance(tree, (list, tuple)):
+        return {k: v for i, sub in enumerate(tree) for k, v in _flatten(sub, f"{prefix}{i}.").items()}
+    return {prefix: tree}

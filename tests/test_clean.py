@@ -117,7 +117,8 @@ def test_fast_nfkc_equals_unicodedata() -> None:
 def test_repetition_statistics_match_a_direct_count() -> None:
     from collections import Counter
 
-    from jalm.corpus.filters import Features, duplicated_ngram_share, top_ngram_share
+    from jalm.corpus.features import Features
+    from jalm.corpus.repetition import duplicated_ngram_share, top_ngram_share
 
     texts = [good_text(i) for i in range(4)] + [r["text"] for r in read_records([SYNTHETIC])]
     for text in texts:

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from jalm.corpus import clean, dedup
-from jalm.corpus.filters import Features
+from jalm.corpus.features import Features
 from jalm.corpus.normalize import normalize_text
 from jalm.jsonl import read_records
 

@@ -1,4 +1,5 @@
-"""The command layer: every subcommand documents an example; user errors are one line, exit code 2."""
+"""The command layer: every subcommand documents an example; user errors are one line, exit code 2;
+building a subcommand's parser loads neither torch nor numpy, so `jalm --help` starts fast."""
 
 from __future__ import annotations
 
@@ -7,13 +8,14 @@ import sys
 
 import pytest
 
-from jalm.cli import build_parser
+from jalm.cli import STAGE_MODULES, build_parser
 
 SUBCOMMANDS = [
     "clean",
     "tokenizer",
     "pack",
     "train",
+    "sft",
     "export",
     "eval",
     "generate",
@@ -58,3 +60,15 @@ def test_user_errors_are_one_line(args, message, tmp_path):
     assert result.returncode == 2, result.stderr
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and message in lines[0] and "Traceback" not in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("module", STAGE_MODULES)
+def test_registering_a_subcommand_loads_no_heavy_module(module):
+    code = (
+        "import argparse, importlib, sys\n"
+        f"importlib.import_module({module!r}).register(argparse.ArgumentParser().add_subparsers())\n"
+        "print(' '.join(sorted({'torch', 'transformers', 'numpy'} & set(sys.modules))))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "", f"{module} loads {result.stdout.strip()}"

@@ -80,7 +80,9 @@ def test_mask_equals_a_hand_built_mask_on_two_turns_with_a_system_message(tokeni
 
     # What a chat sends the model before a reply is exactly what training put before that reply.
     for turn in (2, 4):
-        prompt, _ = encode_conversation(TWO_TURNS[:turn], enc, encoder.special_ids, add_generation_prompt=True)
+        prompt, _ = encode_conversation(
+            TWO_TURNS[:turn], enc, encoder.special_ids, add_generation_prompt=True
+        )
         assert prompt == ids[: len(prompt)] and mask[len(prompt)] and not mask[len(prompt) - 1]
 
     [example], stats = tokenize([Conversation(TWO_TURNS, "x:1")], encoder, seq_len=512)
@@ -203,7 +205,9 @@ def _cli_sft(model_dir: Path, data: Path, run_dir: Path, *extra: str) -> subproc
     return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def test_kill_9_then_rerun_gives_the_uninterrupted_losses(tiny_model_dir, sft_data, tmp_path):
+def test_kill_9_then_rerun_gives_the_uninterrupted_losses(
+    tiny_model_dir, sft_data, tmp_path, same_checkpoint
+):
     """LoRA with dropout: the data order and the dropout masks must both resume exactly."""
     extra = ("--lora-rank", "4", "--lora-dropout", "0.1")
     reference = _cli_sft(tiny_model_dir, sft_data, tmp_path / "reference", *extra)
@@ -219,6 +223,7 @@ def test_kill_9_then_rerun_gives_the_uninterrupted_losses(tiny_model_dir, sft_da
     out, err = resumed.communicate(timeout=300)
     assert resumed.returncode == 0, err[-2000:]
     assert _losses(tmp_path / "victim") == _losses(tmp_path / "reference")
+    same_checkpoint(tmp_path / "reference", tmp_path / "victim")  # adapters and moments, bit for bit
     assert len(_losses(tmp_path / "reference")) == 24
     # The base model's held-out loss was measured once, before the first step, and not again on resume.
     zero = [r for r in read_metrics(tmp_path / "victim" / "metrics.jsonl") if r["step"] == 0]

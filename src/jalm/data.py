@@ -19,14 +19,20 @@ import json
 import shutil
 import time
 from collections.abc import Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from jalm.errors import JalmError
+from jalm.io import atomic_path, write_atomic
 from jalm.jsonl import expand_inputs, read_texts
 
+if TYPE_CHECKING:
+    import numpy as np
+
+# numpy is imported where it is used: `jalm --help` imports this module for its subcommand, and
+# numpy would be half of its start-up time.
 META_FILE = "meta.json"
 
 
@@ -56,22 +62,64 @@ def pack(
     progress: bool = True,
 ) -> dict:
     """Tokenize documents into train/val token streams; returns (and writes) meta.json."""
-    from tqdm import tqdm
+    import numpy as np
 
     from jalm.tokenizer import load_sentencepiece
 
     files = expand_inputs(inputs)
     sp = load_sentencepiece(tokenizer_dir)
     vocab = sp.get_piece_size()
-    eos = sp.eos_id()
     dtype = np.uint16 if vocab <= 2**16 else np.uint32
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    counts = {"train": [0, 0, 0], "val": [0, 0, 0]}  # documents, tokens, characters
     start = time.perf_counter()
-    handles = {split: open(out / f"{split}.bin.tmp", "wb") for split in counts}
-    try:
-        bar = tqdm(desc="pack", unit=" docs", disable=not progress)
+    # The token files get their names only once both are complete and hold enough tokens.
+    with atomic_path(out / "train.bin") as train_tmp, atomic_path(out / "val.bin") as val_tmp:
+        counts = _write_streams(
+            files, sp, dtype, val_fraction, {"train": train_tmp, "val": val_tmp}, progress
+        )
+        if counts["train"][0] == 0:
+            raise JalmError(f"{', '.join(map(str, files))}: no documents with text to pack")
+        if counts["train"][1] < seq_len + 1:
+            raise JalmError(
+                f"{files[0]}: only {counts['train'][1]} training tokens, fewer than one sequence of {seq_len + 1}"
+            )
+    tok_out = out / "tokenizer"
+    if tok_out.resolve() != Path(tokenizer_dir).resolve():
+        shutil.rmtree(tok_out, ignore_errors=True)
+        shutil.copytree(tokenizer_dir, tok_out)
+    meta = {
+        "dtype": np.dtype(dtype).name,
+        "vocab_size": vocab,
+        "eos_id": sp.eos_id(),
+        "seq_len": seq_len,
+        "val_fraction": val_fraction,
+        "inputs": [str(f) for f in files],
+        "seconds": round(time.perf_counter() - start, 2),
+        **{
+            f"{split}_{key}": counts[split][i]
+            for split in counts
+            for i, key in enumerate(("documents", "tokens", "chars"))
+        },
+    }
+    write_atomic(out / META_FILE, json.dumps(meta, indent=2, ensure_ascii=False) + "\n")
+    return meta
+
+
+def _write_streams(
+    files: list[Path], sp: Any, dtype: type, val_fraction: float, paths: dict[str, Path], progress: bool
+) -> dict[str, list[int]]:
+    """Append each document's ids and </s> to its split's file; return [documents, tokens, characters]
+    per split."""
+    import numpy as np
+
+    from jalm.progress import progress_bar
+
+    eos = sp.eos_id()
+    counts = {split: [0, 0, 0] for split in paths}
+    with ExitStack() as stack:
+        handles = {split: stack.enter_context(open(path, "wb")) for split, path in paths.items()}
+        bar = stack.enter_context(progress_bar(desc="pack", unit=" docs", disable=not progress))
         for batch in _batches(read_texts(files), 256):
             ids = sp.encode(batch, num_threads=0)
             for text, doc in zip(batch, ids):
@@ -84,38 +132,7 @@ def pack(
                 c[0], c[1], c[2] = c[0] + 1, c[1] + len(doc), c[2] + len(text)
             bar.update(len(batch))
             bar.set_postfix(tokens=counts["train"][1] + counts["val"][1])
-        bar.close()
-    finally:
-        for handle in handles.values():
-            handle.close()
-    if counts["train"][0] == 0:
-        raise JalmError(f"{', '.join(map(str, files))}: no documents with text to pack")
-    if counts["train"][1] < seq_len + 1:
-        raise JalmError(
-            f"{files[0]}: only {counts['train'][1]} training tokens, fewer than one sequence of {seq_len + 1}"
-        )
-    for split in counts:
-        (out / f"{split}.bin.tmp").replace(out / f"{split}.bin")
-    tok_out = out / "tokenizer"
-    if tok_out.resolve() != Path(tokenizer_dir).resolve():
-        shutil.rmtree(tok_out, ignore_errors=True)
-        shutil.copytree(tokenizer_dir, tok_out)
-    meta = {
-        "dtype": np.dtype(dtype).name,
-        "vocab_size": vocab,
-        "eos_id": eos,
-        "seq_len": seq_len,
-        "val_fraction": val_fraction,
-        "inputs": [str(f) for f in files],
-        "seconds": round(time.perf_counter() - start, 2),
-        **{
-            f"{split}_{key}": counts[split][i]
-            for split in counts
-            for i, key in enumerate(("documents", "tokens", "chars"))
-        },
-    }
-    (out / META_FILE).write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    return meta
+    return counts
 
 
 def read_meta(packed_dir: str | Path) -> dict:
@@ -126,6 +143,8 @@ def read_meta(packed_dir: str | Path) -> dict:
 
 
 def load_tokens(packed_dir: str | Path, split: str = "train") -> np.memmap:
+    import numpy as np
+
     meta = read_meta(packed_dir)
     path = Path(packed_dir) / f"{split}.bin"
     if not path.exists():
@@ -150,10 +169,14 @@ class SequenceSampler:
     position: int = 0
 
     def _order(self, epoch: int) -> np.ndarray:
+        import numpy as np
+
         return np.random.default_rng([self.seed, epoch]).permutation(self.num_windows)
 
     def take(self, count: int) -> np.ndarray:
         """The next `count` window indices (global, all ranks), advancing the position."""
+        import numpy as np
+
         result = np.empty(count, dtype=np.int64)
         filled = 0
         while filled < count:
@@ -172,6 +195,8 @@ def num_windows(tokens: np.ndarray, seq_len: int) -> int:
 
 def get_windows(tokens: np.ndarray, indices: np.ndarray, seq_len: int) -> np.ndarray:
     """Stack windows of seq_len + 1 tokens (inputs and shifted targets) as int64."""
+    import numpy as np
+
     return np.stack([tokens[i * seq_len : i * seq_len + seq_len + 1] for i in indices]).astype(np.int64)
 
 

@@ -7,52 +7,24 @@ reads leniently with `iter_lines` and accounts for every bad line itself.
 
 from __future__ import annotations
 
-import gzip
-import io
 import json
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from jalm.errors import JalmError
+from jalm.io import atomic_path, open_compressed
 
-COMPRESSED_SUFFIXES = (".gz", ".zst")
-
-
-def open_text(path: str | Path, mode: str = "rt") -> IO[str]:
-    """Open a text file, transparently (de)compressing by suffix (.gz, .zst)."""
-    path = Path(path)
-    if "r" in mode and not path.exists():
-        raise JalmError(f"{path}: no such file")
-    if path.suffix == ".gz":
-        return gzip.open(path, mode, encoding="utf-8")
-    if path.suffix == ".zst":
-        import zstandard
-
-        if "r" in mode:
-            raw = zstandard.ZstdDecompressor().stream_reader(open(path, "rb"))
-        else:
-            raw = zstandard.ZstdCompressor(level=10).stream_writer(open(path, "wb"))
-        return io.TextIOWrapper(raw, encoding="utf-8")
-    return open(path, mode, encoding="utf-8")
+# The name eval/ opens its data files with; the opener itself is jalm.io.open_compressed.
+open_text = open_compressed
 
 
-def iter_lines(path: str | Path) -> Iterator[tuple[int, bytes]]:
-    """Yield (1-based line number, raw bytes) for each line, so a caller can decide what a bad line means."""
-    path = Path(path)
-    if not path.exists():
-        raise JalmError(f"{path}: no such file")
-    if path.suffix == ".gz":
-        stream: IO[bytes] = gzip.open(path, "rb")
-    elif path.suffix == ".zst":
-        import zstandard
-
-        stream = io.BufferedReader(zstandard.ZstdDecompressor().stream_reader(open(path, "rb")))
-    else:
-        stream = open(path, "rb")
-    with stream:
+def iter_lines(path: str | Path, buffering: int = -1) -> Iterator[tuple[int, bytes]]:
+    """Yield (1-based line number, raw bytes) for each line that is not blank, so a caller can decide
+    what a bad line means. `buffering`: a plain file's read buffer (see jalm.io.open_compressed)."""
+    with open_compressed(path, "rb", buffering=buffering) as stream:
         for number, line in enumerate(stream, start=1):
-            if line.strip():
+            if not line.isspace():  # bytes.isspace() is what `line.strip()` tests, without a copy
                 yield number, line
 
 
@@ -88,16 +60,13 @@ def read_texts(paths: Iterable[str | Path], text_field: str = "text") -> Iterato
 
 
 def write_records(path: str | Path, records: Iterable[dict[str, Any]]) -> int:
-    """Write records as JSONL (compressed by suffix) atomically; return how many were written."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(".tmp-" + path.name)  # keeps the suffix, which picks the compression
+    """Write records as JSONL (compressed by suffix: zstd level 10, gzip 9) atomically; return how many
+    were written."""
     count = 0
-    with open_text(tmp, "wt") as out:
+    with atomic_path(path) as tmp, open_compressed(tmp, "wt") as out:
         for record in records:
             out.write(json.dumps(record, ensure_ascii=False) + "\n")
             count += 1
-    tmp.replace(path)
     return count
 
 

@@ -13,12 +13,13 @@ Layout of a tokenizer directory, and why it differs from LINE's release:
   a decoder ByteFallback → Fuse → Replace("▁", " ")), plus ``tokenizer_config.json`` with
   ``tokenizer_class: PreTrainedTokenizerFast`` and ``special_tokens_map.json``.
 
-LINE shipped only ``spiece.model`` with ``tokenizer_class: T5Tokenizer``. Measured on real text (see
-DESIGN.md), that layout gives SentencePiece's ids only with transformers 4.x ``use_fast=False`` (and
-even then a different decode); the 4.x fast conversion drops byte fallback, so every emoji or rare
-kanji becomes ``<unk>``, and transformers 5 ignores ``use_fast`` and always converts, so it is wrong
-there with either flag. With an explicit ``tokenizer.json`` both majors, slow and fast flag alike, load
-the same exact tokenizer. Three details make it exact on *any* text, not only on typical text:
+LINE shipped only ``spiece.model`` with ``tokenizer_class: T5Tokenizer``, which transformers converts
+to a fast tokenizer itself: under 4.x with ``use_fast=True`` and under 5.x whatever the flag, and that
+conversion has no byte fallback, so emoji and rare kanji become ``<unk>`` (README.md, "Facts we honour";
+no test in this repository loads LINE's layout). With an explicit ``tokenizer.json`` both majors, slow
+and fast flag alike, load the same exact tokenizer: tests/test_tokenizer.py compares ids and decodes
+with SentencePiece's on a few hundred bundled texts under transformers 4.x and 5.x. Three details make
+it exact on *any* text, not only on typical text:
 
 - Special tokens are split like ordinary text (``split_special_tokens``): SentencePiece never turns
   the characters ``</s>`` in a document into the id 2, so neither may we (it would also let web text
@@ -49,6 +50,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from jalm.errors import JalmError
+from jalm.io import write_atomic
 from jalm.jsonl import expand_inputs, read_texts
 
 if TYPE_CHECKING:
@@ -107,14 +109,14 @@ def sample_sentences(
     Returns the sample and counts (documents, sentences seen, sentences used, sentences over
     MAX_SENTENCE_CHARS that were cut into several).
     """
-    from tqdm import tqdm
+    from jalm.progress import progress_bar
 
     if max_sentences < 1:
         raise JalmError(f"--max-sentences must be at least 1, got {max_sentences}")
     rng = random.Random(seed)
     sample: list[str] = []
     documents = seen = cut = 0
-    bar = tqdm(desc="reading", unit=" docs", disable=not progress, file=sys.stderr, mininterval=1.0)
+    bar = progress_bar(desc="reading", unit=" docs", disable=not progress, file=sys.stderr, mininterval=1.0)
     for text in texts:
         documents += 1
         for long_sentence in _raw_sentences(text):
@@ -222,10 +224,13 @@ def _run_trainer(sentences: list[str], options: dict[str, Any], progress: bool, 
     """Train SentencePiece in memory; return the serialized model. Shows elapsed time while it runs
     (SentencePiece has no progress callback, but it releases the GIL, so a ticker thread can)."""
     import sentencepiece as spm
-    from tqdm import tqdm
+
+    from jalm.progress import progress_bar
 
     buffer = io.BytesIO()
-    bar = tqdm(desc="training", bar_format="{desc}: {elapsed} elapsed", disable=not progress, file=sys.stderr)
+    bar = progress_bar(
+        desc="training", bar_format="{desc}: {elapsed} elapsed", disable=not progress, file=sys.stderr
+    )
     done = threading.Event()
 
     def tick() -> None:
@@ -310,7 +315,7 @@ def train_tokenizer(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     model_path = out_dir / SPIECE_MODEL
-    _write_atomic(model_path, proto)
+    write_atomic(model_path, proto)
     write_hf_tokenizer_files(model_path, out_dir, model_max_length)
 
     sp = load_sentencepiece(model_path)
@@ -327,14 +332,8 @@ def train_tokenizer(
         "trainer_options": {k: v for k, v in options.items() if k not in ("num_threads", "minloglevel")},
         "score_grid": f"1/{SCORE_GRID}",
     }
-    _write_atomic(out_dir / STATS_FILE, (json.dumps(stats, ensure_ascii=False, indent=1) + "\n").encode())
+    write_atomic(out_dir / STATS_FILE, json.dumps(stats, ensure_ascii=False, indent=1) + "\n")
     return out_dir
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    tmp.replace(path)
 
 
 def load_sentencepiece(dir_or_file: str | Path) -> sentencepiece.SentencePieceProcessor:
@@ -460,8 +459,8 @@ def write_hf_tokenizer_files(spiece_model: Path, out_dir: Path, model_max_length
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     if not (out_dir / SPIECE_MODEL).exists() or not (out_dir / SPIECE_MODEL).samefile(spiece_model):
-        _write_atomic(out_dir / SPIECE_MODEL, proto)
-    _write_atomic(out_dir / "tokenizer.json", tokenizer.to_str(pretty=True).encode())
+        write_atomic(out_dir / SPIECE_MODEL, proto)
+    write_atomic(out_dir / "tokenizer.json", tokenizer.to_str(pretty=True))
     special_map = {f"{role}_token": piece for role, piece in names.items()}
     config = {
         "tokenizer_class": "PreTrainedTokenizerFast",
@@ -476,7 +475,7 @@ def write_hf_tokenizer_files(spiece_model: Path, out_dir: Path, model_max_length
         "padding_side": "right",
     }
     for name, content in (("tokenizer_config.json", config), ("special_tokens_map.json", special_map)):
-        _write_atomic(out_dir / name, (json.dumps(content, ensure_ascii=False, indent=2) + "\n").encode())
+        write_atomic(out_dir / name, json.dumps(content, ensure_ascii=False, indent=2) + "\n")
 
 
 # --- CLI -------------------------------------------------------------------------------------------

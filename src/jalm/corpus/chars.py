@@ -13,18 +13,6 @@ import numpy as np
 # katakana block); kanji includes 々〆〇 and the CJK extension planes.
 OTHER, HIRAGANA, KATAKANA, KANJI, LATIN, DIGIT, SPACE, JA_PUNCT, ASCII_SYMBOL, MARKUP = range(10)
 N_CLASSES = 10
-CLASS_NAMES = (
-    "other",
-    "hiragana",
-    "katakana",
-    "kanji",
-    "latin",
-    "digit",
-    "space",
-    "ja_punct",
-    "symbol",
-    "markup",
-)
 
 
 def _build_table() -> np.ndarray:

@@ -19,12 +19,14 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from jalm.corpus.io import atomic_path
+from jalm.corpus.executors import Report, ignore_report
+from jalm.io import atomic_path, write_atomic
 
 _EMPTY = np.uint32(0xFFFFFFFF)
 _BASE = np.uint64(1_000_003)
@@ -54,17 +56,6 @@ try:
     from xxhash import xxh3_64_intdigest as _xxh3
 except ImportError:  # pragma: no cover - xxhash is a dependency; the fallback keeps runs working
     _xxh3 = None
-
-
-def ngram_hashes(dense_codes: np.ndarray, n: int) -> np.ndarray:
-    """Rolling polynomial hash of every character n-gram (uint64, wrapping)."""
-    length = len(dense_codes) - n + 1
-    if length <= 0:
-        return np.zeros(0, dtype=np.uint64)
-    hashes = dense_codes[:length].astype(np.uint64)
-    for k in range(1, n):
-        hashes = hashes * _BASE + dense_codes[k : k + length]
-    return hashes
 
 
 def signature(shingles: np.ndarray, num_hashes: int, seed: int = 0) -> np.ndarray | None:
@@ -174,28 +165,33 @@ def write_keys(
         with atomic_path(keys / f"{name}.{suffix}.npy") as tmp:
             with open(tmp, "wb") as handle:
                 np.save(handle, array)
-    with atomic_path(keys / f"{name}.ids.json") as tmp:
-        tmp.write_text(json.dumps(ids, ensure_ascii=False), encoding="utf-8")
+    write_atomic(keys / f"{name}.ids.json", json.dumps(ids, ensure_ascii=False))
 
 
 def _load(work: Path, name: str, suffix: str) -> np.ndarray:
     return np.load(work / "keys" / f"{name}.{suffix}.npy", mmap_mode="r")
 
 
-def group_keys(job: dict[str, Any]) -> dict[str, Any]:
-    """One grouping job: `band` is an int (LSH band) or "exact". Returns candidate (child, parent)
-    pairs of global ids (shard index << 32 | position), where parent sorts before child."""
-    return group_bands({**job, "bands": [job["band"]]})["results"][0]
+@dataclass(frozen=True)
+class GroupJob:
+    """A share of the grouping pass: `bands` (LSH band numbers and/or "exact") over the key files of
+    every shard in `shards` ((index, name) pairs) under `work`."""
+
+    work: Path
+    shards: list[tuple[int, str]]
+    bands: list[Any]
 
 
-def group_bands(job: dict[str, Any]) -> dict[str, Any]:
-    """Several grouping jobs in one (`bands`: LSH bands and/or "exact"), opening each shard's key
-    files once rather than once per band; returns {"results": [group_keys result per band]}."""
-    work = Path(job["work"])
-    bands = job["bands"]
+def group_bands(job: GroupJob, report: Report = ignore_report) -> list[dict[str, Any]]:
+    """Group equal keys of each band in `job.bands`, opening each shard's key files once rather than
+    once per band. Returns, per band, {"band", "pairs"}: candidate (child, parent) pairs of global ids
+    (shard index << 32 | position), where parent sorts before child. (Nothing to report: grouping
+    reads keys, not documents.)"""
+    work = job.work
+    bands = job.bands
     keys: dict[Any, list[np.ndarray]] = {band: [] for band in bands}
     gids: dict[Any, list[np.ndarray]] = {band: [] for band in bands}
-    for index, name in job["shards"]:
+    for index, name in job.shards:
         if "exact" in bands:
             column = np.asarray(_load(work, name, "exact"))
             keys["exact"].append(column)
@@ -207,7 +203,7 @@ def group_bands(job: dict[str, Any]) -> dict[str, Any]:
             for band in near:
                 keys[band].append(np.asarray(matrix[band])[positions])
                 gids[band].append((np.int64(index) << np.int64(32)) | positions)
-    return {"results": [_group(band, keys[band], gids[band]) for band in bands]}
+    return [_group(band, keys[band], gids[band]) for band in bands]
 
 
 def _group(band: Any, keys: list[np.ndarray], gids: list[np.ndarray]) -> dict[str, Any]:

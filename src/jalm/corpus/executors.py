@@ -1,8 +1,11 @@
 """Run shard jobs inline, in a local process pool, or on Ray: the same picklable job functions.
 
-Workers take whole shards: the pool hands out small job descriptions (a shard's file names), and
-each worker reads its own files, so no process feeds documents to the others. Progress comes
-back as (docs, bytes) counts through a queue, which is all the parent does while workers run.
+A job function is called as `function(job, report)`: `job` is a picklable description of the work
+(a dataclass such as shardjob.FilterJob), `report(documents, bytes)` tells the parent how much the
+job has done since its last call. Workers take whole shards: the pool hands out the small job
+descriptions, and each worker reads its own files, so no process feeds documents to the others.
+Reports come back through a queue, which is all the parent does while workers run; a Ray task's
+counts come with its result instead.
 """
 
 from __future__ import annotations
@@ -11,34 +14,35 @@ import multiprocessing
 import os
 import queue
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from jalm.corpus import shardjob
 from jalm.errors import JalmError
 
 EXECUTORS = ("local", "ray")
 
+Report = Callable[[int, int], None]  # report(documents, bytes) done since the last call
+JobFunction = Callable[[Any, Report], Any]
+
+
+def ignore_report(documents: int, n_bytes: int) -> None:
+    """The report of a job whose progress nobody follows."""
+
 
 class _Progress:
-    """Receives (docs, bytes) from jobs and shows them on a tqdm bar (or nowhere)."""
+    """Adds up the jobs' reports and shows them on a progress bar (or nowhere)."""
 
     def __init__(self, bar: Any) -> None:
         self.bar = bar
         self.bytes = 0
         self.started = time.perf_counter()
 
-    def put(self, item: tuple[int, int]) -> None:
-        docs, n_bytes = item
+    def add(self, docs: int, n_bytes: int) -> None:
         self.bytes += n_bytes
         if self.bar is not None:
             elapsed = max(time.perf_counter() - self.started, 1e-9)
             self.bar.set_postfix_str(f"{self.bytes / 1e6 / elapsed:.1f} MB/s", refresh=False)
             self.bar.update(docs)
-
-
-def init_worker(progress_queue: Any) -> None:
-    shardjob._progress_queue = progress_queue
 
 
 class Executor:
@@ -66,12 +70,13 @@ class Executor:
 
     def run(
         self,
-        function: Callable[[dict[str, Any]], dict[str, Any]],
-        jobs: list[dict[str, Any]],
+        function: JobFunction,
+        jobs: Sequence[Any],
         bar: Any = None,
-        on_done: Callable[[dict[str, Any]], None] | None = None,
-    ) -> list[dict[str, Any]]:
-        """Run `function(job)` for every job; results in job order. `bar` counts documents."""
+        on_done: Callable[[Any], None] | None = None,
+    ) -> list[Any]:
+        """Run `function(job, report)` for every job; results in job order. `bar` counts documents;
+        `on_done(result)` is called as each job finishes."""
         if not jobs:
             return []
         progress = _Progress(bar)
@@ -83,43 +88,44 @@ class Executor:
             # spawn, not fork: safe with threads in the parent (tqdm, Ray, torch), the same on every OS.
             context = multiprocessing.get_context("spawn")
             self._queue = context.Queue()
-            self._pool = context.Pool(self.workers, initializer=init_worker, initargs=(self._queue,))
+            self._pool = context.Pool(self.workers, initializer=_init_worker, initargs=(self._queue,))
         return _run_pool(self._pool, self._queue, function, jobs, progress, on_done)
 
 
-def run_jobs(
-    function: Callable[[dict[str, Any]], dict[str, Any]],
-    jobs: list[dict[str, Any]],
-    workers: int = 1,
-    executor: str = "local",
-    bar: Any = None,
-    on_done: Callable[[dict[str, Any]], None] | None = None,
-) -> list[dict[str, Any]]:
-    """One-off form of Executor(workers, executor).run(...)."""
-    with Executor(workers, executor) as runner:
-        return runner.run(function, jobs, bar, on_done)
+def _run_inline(function, jobs, progress, on_done) -> list[Any]:
+    results = []
+    for job in jobs:
+        results.append(function(job, progress.add))
+        if on_done:
+            on_done(results[-1])
+    return results
 
 
-def _run_inline(function, jobs, progress, on_done) -> list[dict[str, Any]]:
-    shardjob._progress_queue = progress
-    try:
-        results = []
-        for job in jobs:
-            results.append(function(job))
-            if on_done:
-                on_done(results[-1])
-        return results
-    finally:
-        shardjob._progress_queue = None
+# A pool worker's queue to the parent: a multiprocessing queue reaches a worker only when the pool
+# starts it (through the initializer), not as an argument of each job.
+_worker_queue: Any = None
 
 
-def _run_pool(pool, progress_queue, function, jobs, progress, on_done) -> list[dict[str, Any]]:
-    pending = {i: pool.apply_async(function, (job,)) for i, job in enumerate(jobs)}
-    results: dict[int, dict[str, Any]] = {}
+def _init_worker(progress_queue: Any) -> None:
+    global _worker_queue
+    _worker_queue = progress_queue
+
+
+def _report_to_parent(docs: int, n_bytes: int) -> None:
+    _worker_queue.put((docs, n_bytes))
+
+
+def _call_in_worker(function: JobFunction, job: Any) -> Any:
+    return function(job, _report_to_parent)
+
+
+def _run_pool(pool, progress_queue, function, jobs, progress, on_done) -> list[Any]:
+    pending = {i: pool.apply_async(_call_in_worker, (function, job)) for i, job in enumerate(jobs)}
+    results: dict[int, Any] = {}
     while pending:
         try:
             while True:
-                progress.put(progress_queue.get(timeout=0.05))
+                progress.add(*progress_queue.get(timeout=0.05))
         except queue.Empty:
             pass
         for i in [i for i, r in pending.items() if r.ready()]:
@@ -128,13 +134,13 @@ def _run_pool(pool, progress_queue, function, jobs, progress, on_done) -> list[d
                 on_done(results[i])
     try:
         while True:
-            progress.put(progress_queue.get_nowait())
+            progress.add(*progress_queue.get_nowait())
     except queue.Empty:
         pass
     return [results[i] for i in range(len(jobs))]
 
 
-def _run_ray(function, jobs, workers, progress, on_done) -> list[dict[str, Any]]:
+def _run_ray(function, jobs, workers, progress, on_done) -> list[Any]:
     try:
         import ray
     except ImportError:
@@ -147,22 +153,24 @@ def _run_ray(function, jobs, workers, progress, on_done) -> list[dict[str, Any]]
             ray.init(address=address, **kwargs)
         else:
             ray.init(num_cpus=max(workers, 1), **kwargs)
-    remote = ray.remote(num_cpus=1)(function)
+    remote = ray.remote(num_cpus=1)(function)  # called as function(job): its report is ignore_report
     refs = {remote.remote(job): i for i, job in enumerate(jobs)}
-    results: dict[int, dict[str, Any]] = {}
+    results: dict[int, Any] = {}
     pending = list(refs)
     while pending:
         done, pending = ray.wait(pending, num_returns=1, timeout=0.5)
         for ref in done:
             i = refs[ref]
             results[i] = ray.get(ref)
-            stats = results[i]
-            progress.put(
-                (
-                    stats.get("input", 0),
-                    stats.get("bytes", {}).get("input", 0) if isinstance(stats.get("bytes"), dict) else 0,
-                )
-            )
+            progress.add(*_counts(results[i]))
             if on_done:
-                on_done(stats)
+                on_done(results[i])
     return [results[i] for i in range(len(jobs))]
+
+
+def _counts(result: Any) -> tuple[int, int]:
+    """(documents, bytes) of a finished job, from its stats (a pass-1 shard's; 0 for other jobs)."""
+    if not isinstance(result, dict):
+        return 0, 0
+    n_bytes = result.get("bytes")
+    return result.get("input", 0), n_bytes.get("input", 0) if isinstance(n_bytes, dict) else 0

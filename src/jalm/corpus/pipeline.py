@@ -7,8 +7,9 @@
    copy to keep;
 3. finish (one job per shard): write kept/ = survivors minus duplicates.
 
-Then stats.json, report.md and report.png. Every pass is resumable per shard (see shardjob.py):
-rerunning the same command after a crash redoes only what has no completion marker.
+Then stats.json, report.md and report.png. Passes 1 and 3 are resumable per shard (see shardjob.py):
+rerunning the same command after a crash redoes only the shards without a completion marker. Pass 2
+has no markers: it reads only the key files, and a resumed run groups them again.
 """
 
 from __future__ import annotations
@@ -24,9 +25,10 @@ from typing import Any
 from jalm.corpus import dedup, shardjob
 from jalm.corpus.config import CleanConfig
 from jalm.corpus.executors import Executor
-from jalm.corpus.io import SUFFIXES, atomic_path
 from jalm.corpus.readers import Shard, plan_shards
+from jalm.corpus.shardjob import SUFFIXES, FilterJob, FinishJob
 from jalm.errors import JalmError
+from jalm.io import write_atomic
 
 STATS_VERSION = 1
 
@@ -67,8 +69,7 @@ def clean(
     stats["timings"]["total_s"] = round(elapsed, 3)
     stats["timings"]["docs_per_s"] = round(stats["input"] / elapsed, 1) if elapsed else None
     stats["timings"]["mb_per_s"] = round(stats["bytes"]["input"] / 1e6 / elapsed, 3) if elapsed else None
-    with atomic_path(out / "stats.json") as tmp:
-        tmp.write_text(json.dumps(stats, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    write_atomic(out / "stats.json", json.dumps(stats, ensure_ascii=False, indent=2) + "\n")
     if report:
         from jalm.corpus.report import write_report
 
@@ -80,58 +81,15 @@ def clean(
 def _run(shards, out, config, compress, stages, runner, bar, started) -> dict[str, Any]:
     """The three passes; returns the merged stats (timings filled in by the caller)."""
     work = out / ".work"
-
-    # Pass 1: filters, per shard.
-    todo = [s for s in shards if not (work / "pass1" / f"{s.name}.json").exists()]
-    base = {"out": str(out), "settings": config.settings, "compress": compress, "stages": stages or []}
-    jobs = [{**base, "shard": vars(s)} for s in todo]
-    if bar is not None and len(todo) < len(shards):
-        bar.write(f"clean: resuming, {len(shards) - len(todo)} of {len(shards)} shards already filtered")
-    runner.run(
-        shardjob.filter_shard, jobs, bar, on_done=_shard_done(bar, len(shards), len(shards) - len(todo))
-    )
+    _filter_pass(shards, out, config, compress, stages, runner, bar)
     pass1 = {s.name: _read_json(work / "pass1" / f"{s.name}.json") for s in shards}
     t_filter = time.perf_counter()
-
-    # Pass 2: duplicates across all shards, by grouping keys.
-    dedup_cfg = config.section("dedup")
-    by_shard: dict[str, dict[int, str]] = {}
-    counters: dict[str, int] = {}
-    if dedup_cfg.get("exact", True) or dedup_cfg.get("near", True):
-        if bar is not None:
-            bar.set_description_str("clean [dedup]")
-        listing = [(s.index, s.name) for s in shards]
-        bands: list[Any] = ["exact"] if dedup_cfg.get("exact", True) else []
-        if dedup_cfg.get("near", True):
-            bands += list(range(dedup_cfg["bands"]))
-        # One job per worker, each grouping a share of the bands (a job opens each key file once).
-        n_jobs = max(1, min(runner.workers, len(bands)))
-        group_jobs = [
-            {"work": str(work), "shards": listing, "bands": bands[i::n_jobs]} for i in range(n_jobs)
-        ]
-        results = [r for done in runner.run(dedup.group_bands, group_jobs) for r in done["results"]]
-        by_shard, counters = dedup.resolve(work, listing, results, dedup_cfg)
+    by_shard, counters = _group_pass(shards, work, config.section("dedup"), runner, bar)
     t_group = time.perf_counter()
-
-    # Pass 3: kept shards.
-    if bar is not None:
-        bar.set_description_str("clean [write]")
-    finish = [
-        {
-            "out": str(out),
-            "name": s.name,
-            "compress": compress,
-            "text_field": config.text_field,
-            "drops": {str(k): v for k, v in by_shard.get(s.name, {}).items()},
-        }
-        for s in shards
-        if not (work / "pass3" / f"{s.name}.json").exists()
-    ]
-    runner.run(shardjob.finish_shard, finish)
+    _finish_pass(shards, out, config, compress, by_shard, runner, bar)
     pass3 = {s.name: _read_json(work / "pass3" / f"{s.name}.json") for s in shards}
     if bar is not None:
         bar.close()
-
     end = time.perf_counter()
     stats = merge_stats(shards, pass1, pass3, counters, config, runner.workers, runner.kind)
     stats["timings"].update(
@@ -144,12 +102,51 @@ def _run(shards, out, config, compress, stages, runner, bar, started) -> dict[st
     return stats
 
 
+def _filter_pass(shards, out, config, compress, stages, runner, bar) -> None:
+    """Pass 1: filters, per shard (those without a marker)."""
+    todo = [s for s in shards if not (out / ".work" / "pass1" / f"{s.name}.json").exists()]
+    jobs = [FilterJob(s, out, config.settings, compress, list(stages or [])) for s in todo]
+    if bar is not None and len(todo) < len(shards):
+        bar.write(f"clean: resuming, {len(shards) - len(todo)} of {len(shards)} shards already filtered")
+    on_done = _shard_done(bar, len(shards), len(shards) - len(todo))
+    runner.run(shardjob.filter_shard, jobs, bar, on_done=on_done)
+
+
+def _group_pass(shards, work, dedup_cfg, runner, bar) -> tuple[dict[str, dict[int, str]], dict[str, int]]:
+    """Pass 2: duplicates across all shards, by grouping keys; ({shard: {position: reason}}, counters)."""
+    if not (dedup_cfg.get("exact", True) or dedup_cfg.get("near", True)):
+        return {}, {}
+    if bar is not None:
+        bar.set_description_str("clean [dedup]")
+    listing = [(s.index, s.name) for s in shards]
+    bands: list[Any] = ["exact"] if dedup_cfg.get("exact", True) else []
+    if dedup_cfg.get("near", True):
+        bands += list(range(dedup_cfg["bands"]))
+    # One job per worker, each grouping a share of the bands (a job opens each key file once).
+    n_jobs = max(1, min(runner.workers, len(bands)))
+    jobs = [dedup.GroupJob(work, listing, bands[i::n_jobs]) for i in range(n_jobs)]
+    results = [r for done in runner.run(dedup.group_bands, jobs) for r in done]
+    return dedup.resolve(work, listing, results, dedup_cfg)
+
+
+def _finish_pass(shards, out, config, compress, by_shard, runner, bar) -> None:
+    """Pass 3: kept shards (those without a marker)."""
+    if bar is not None:
+        bar.set_description_str("clean [write]")
+    jobs = [
+        FinishJob(out, s.name, compress, config.text_field, by_shard.get(s.name, {}))
+        for s in shards
+        if not (out / ".work" / "pass3" / f"{s.name}.json").exists()
+    ]
+    runner.run(shardjob.finish_shard, jobs)
+
+
 def _bar(progress: bool, n_shards: int) -> Any:
     if not progress:
         return None
-    from tqdm import tqdm
+    from jalm.progress import progress_bar
 
-    return tqdm(desc=f"clean [0/{n_shards} shards]", unit="doc", dynamic_ncols=True, smoothing=0.1)
+    return progress_bar(desc=f"clean [0/{n_shards} shards]", unit="doc", dynamic_ncols=True, smoothing=0.1)
 
 
 def _shard_done(bar: Any, total: int, already: int):
@@ -202,8 +199,7 @@ def _check_or_write_plan(
         )
     for sub in ("kept", "rejected", "quarantine"):
         (out / sub).mkdir(parents=True, exist_ok=True)
-    with atomic_path(plan_path) as tmp:
-        tmp.write_text(json.dumps(plan, ensure_ascii=False, indent=1), encoding="utf-8")
+    write_atomic(plan_path, json.dumps(plan, ensure_ascii=False, indent=1))
 
 
 OUTPUTS = ("kept", "rejected", "quarantine", ".work", "stats.json", "report.md", "report.png")

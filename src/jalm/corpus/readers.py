@@ -19,6 +19,7 @@ from jalm.jsonl import iter_lines
 JSONL_SUFFIXES = (".jsonl", ".jsonl.gz", ".jsonl.zst", ".json.gz", ".json.zst", ".ndjson")
 PARQUET_SUFFIXES = (".parquet",)
 TEXT_SUFFIXES = (".txt", ".html", ".htm")
+_BUFFER = 1 << 20
 
 
 class Item(NamedTuple):
@@ -111,7 +112,9 @@ def read_jsonl(path: Path, text_field: str) -> Iterator[Item]:
     truncated .gz/.zst) is reported as one final problem so the run goes on."""
     number = 0
     try:
-        for number, raw in _lines(path):
+        # A 1 MB read buffer for plain files: documents are long lines (tens of kB), and with the
+        # default 8 kB buffer each one is read and joined in pieces.
+        for number, raw in iter_lines(path, buffering=_BUFFER):
             yield parse_line(str(number), raw, text_field)
     except Exception as error:
         # A truncated or corrupt stream: gzip raises EOFError/BadGzipFile (OSError), zstandard its
@@ -124,24 +127,6 @@ def read_jsonl(path: Path, text_field: str) -> Iterator[Item]:
         yield Item(
             str(number + 1), 0, f"unreadable after line {number} ({type(error).__name__}: {error})", None
         )
-
-
-def _lines(path: Path) -> Iterator[tuple[int, bytes]]:
-    """jalm.jsonl.iter_lines, with a 1 MB read buffer for plain files: documents are long lines
-    (tens of kB), and with the default 8 kB buffer each one is read and joined in pieces.
-    Compressed files keep iter_lines' buffering, so a truncated stream loses no more lines."""
-    if path.suffix in (".gz", ".zst"):
-        yield from iter_lines(path)
-        return
-    if not path.exists():
-        raise JalmError(f"{path}: no such file")
-    with open(path, "rb", buffering=_BUFFER) as stream:
-        for number, line in enumerate(stream, start=1):
-            if not line.isspace():  # the same lines as iter_lines' `if line.strip()`
-                yield number, line
-
-
-_BUFFER = 1 << 20
 
 
 def parse_line(position: str, raw: bytes, text_field: str) -> Item:

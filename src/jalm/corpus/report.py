@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from jalm.corpus.io import atomic_path
+from jalm.io import atomic_path, write_atomic
 
 
 def write_chart(path: Path, stats: dict[str, Any]) -> None:
@@ -110,5 +110,4 @@ def write_report(out: Path, stats: dict[str, Any]) -> None:
             lines.append(f"- `{example['id']}` — {example['reason']}  ")
             lines.append(f"  > {_snippet(example['text'])}")
         lines.append("")
-    with atomic_path(out / "report.md") as tmp:
-        tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    write_atomic(out / "report.md", "\n".join(lines) + "\n")

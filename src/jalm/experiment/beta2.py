@@ -42,63 +42,9 @@ def run(ctx: Context) -> Report:
         for v in variants
     }
     fin = an.compare(final["beta2_0.95"], final["beta2_0.999"])
-    findings = [
-        Finding(
-            "β2 = 0.999 gives loss spikes; 0.95 is more stable",
-            f"loss spikes over {len(s.seeds)} seeds: β2 0.95 {total['beta2_0.95']} "
-            f"(per seed {counts['beta2_0.95']}), β2 0.999 {total['beta2_0.999']} (per seed {counts['beta2_0.999']})",
-            status_from_counts(total["beta2_0.95"], total["beta2_0.999"]),
-        ),
-        Finding(
-            "… up to divergence",
-            f"diverged runs (NaN, or final loss above the first): β2 0.95 {n_div['beta2_0.95']} of "
-            f"{len(s.seeds)}, β2 0.999 {n_div['beta2_0.999']} of {len(s.seeds)}",
-            status_from_counts(n_div["beta2_0.95"], n_div["beta2_0.999"]),
-        ),
-        Finding(
-            "(not a claim of the seed) β2 0.95 also ends lower",
-            f"final training loss: 0.95 {fmt_spread(final['beta2_0.95'])}, 0.999 "
-            f"{fmt_spread(final['beta2_0.999'])}; 0.95 lower in {fin['wins']} of {fin['seeds']} seeds",
-            fin["status"],
-        ),
-    ]
-    rows = []
-    for v in variants:
-        for i, seed in enumerate(s.seeds):
-            rows.append(
-                [
-                    v.replace("_", " "),
-                    seed,
-                    counts[v][i],
-                    ", ".join(map(str, spikes[v][i])) or "–",
-                    "yes" if div[v][i] else "no",
-                    fmt(final[v][i]),
-                    fmt(curves[v][i].val_loss),
-                ]
-            )
-    plots = [
-        (
-            f"Training loss at every step, peak LR {lr:g}; × marks a spike",
-            plot_curves(
-                curves,
-                ctx.out / "curves.png",
-                "Adam β2: 0.95 vs 0.999 at a high learning rate",
-                1,
-                marks=spikes,
-            ).name,
-        ),
-        (
-            "Spikes and final loss per seed (dots) and mean (bars)",
-            plot_bars(
-                [
-                    ("loss spikes", {v: [float(x) for x in counts[v]] for v in variants}),
-                    ("final train loss", final),
-                ],
-                ctx.out / "spikes.png",
-                "Stability",
-            ).name,
-        ),
-    ]
+    findings = _findings(len(s.seeds), counts, total, n_div, final, fin)
+    rows = _rows(s.seeds, curves, spikes, counts, div, final)
+    plots = _plots(ctx, curves, spikes, counts, final, lr)
     return Report(
         name="beta2",
         title="Experiment: Adam β2 — 0.95 vs 0.999 at a high learning rate",
@@ -144,3 +90,74 @@ def run(ctx: Context) -> Report:
             "comparison_final": fin,
         },
     )
+
+
+def _findings(seeds: int, counts, total, n_div, final, fin) -> list[Finding]:
+    """The claims about β2 (spikes, divergence, final loss), each with what was measured."""
+    return [
+        Finding(
+            "β2 = 0.999 gives loss spikes; 0.95 is more stable",
+            f"loss spikes over {seeds} seeds: β2 0.95 {total['beta2_0.95']} "
+            f"(per seed {counts['beta2_0.95']}), β2 0.999 {total['beta2_0.999']} (per seed {counts['beta2_0.999']})",
+            status_from_counts(total["beta2_0.95"], total["beta2_0.999"]),
+        ),
+        Finding(
+            "… up to divergence",
+            f"diverged runs (NaN, or final loss above the first): β2 0.95 {n_div['beta2_0.95']} of "
+            f"{seeds}, β2 0.999 {n_div['beta2_0.999']} of {seeds}",
+            status_from_counts(n_div["beta2_0.95"], n_div["beta2_0.999"]),
+        ),
+        Finding(
+            "(not a claim of the seed) β2 0.95 also ends lower",
+            f"final training loss: 0.95 {fmt_spread(final['beta2_0.95'])}, 0.999 "
+            f"{fmt_spread(final['beta2_0.999'])}; 0.95 lower in {fin['wins']} of {fin['seeds']} seeds",
+            fin["status"],
+        ),
+    ]
+
+
+def _plots(ctx: Context, curves, spikes, counts, final, lr: float) -> list[tuple[str, str]]:
+    """The loss curves with the spikes marked, and spikes and final loss per seed."""
+    variants = list(curves)
+    return [
+        (
+            f"Training loss at every step, peak LR {lr:g}; × marks a spike",
+            plot_curves(
+                curves,
+                ctx.out / "curves.png",
+                "Adam β2: 0.95 vs 0.999 at a high learning rate",
+                1,
+                marks=spikes,
+            ).name,
+        ),
+        (
+            "Spikes and final loss per seed (dots) and mean (bars)",
+            plot_bars(
+                [
+                    ("loss spikes", {v: [float(x) for x in counts[v]] for v in variants}),
+                    ("final train loss", final),
+                ],
+                ctx.out / "spikes.png",
+                "Stability",
+            ).name,
+        ),
+    ]
+
+
+def _rows(seeds, curves, spikes, counts, div, final) -> list[list]:
+    """One table row per run: spikes, divergence, final and validation loss."""
+    rows = []
+    for v in curves:
+        for i, seed in enumerate(seeds):
+            rows.append(
+                [
+                    v.replace("_", " "),
+                    seed,
+                    counts[v][i],
+                    ", ".join(map(str, spikes[v][i])) or "–",
+                    "yes" if div[v][i] else "no",
+                    fmt(final[v][i]),
+                    fmt(curves[v][i].val_loss),
+                ]
+            )
+    return rows

@@ -22,6 +22,7 @@ from jalm.experiment.prepare import DEV_FILE, base_data, noisy_data
 from jalm.experiment.report import Finding, Report, fmt, fmt_spread, md_table
 from jalm.experiment.runs import RunSpec, run_grid
 from jalm.experiment.scale import Scale
+from jalm.io import write_atomic
 
 
 @contextmanager
@@ -69,7 +70,7 @@ def _evaluate_run(
             "settings": settings,
             **_measure(run_dir / "model", tokenizer_dir, scale, seed, device, progress),
         }
-    cached.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    write_atomic(cached, json.dumps(result, indent=2) + "\n")
     shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
     return result
 
@@ -145,11 +146,56 @@ def run(ctx: Context) -> Report:
     ppl = {v: [e["ppl"] for e in evals[v]] for v in variants}
     bpc = {v: [e["bits_per_char"] for e in evals[v]] for v in variants}
     rep = {v: [e["repetition_rate"] for e in evals[v]] for v in variants}
-    tokens = s.steps * s.tokens_per_step
     c_ppl = an.compare(ppl["filtered"], ppl["noisy"])
     c_rep = an.compare(rep["filtered"], rep["noisy"])
+    return Report(
+        name="filtering",
+        title="Experiment: data filtering — noisy web-like corpus vs the same after `jalm clean`",
+        command=ctx.command,
+        setup=setup_lines(ctx, results, s.steps, "see the composition table", s.filtering_seeds)
+        + _setup(s, noisy),
+        findings=_findings(s, evals, ppl, bpc, rep, c_ppl, c_rep),
+        tables=_tables(ctx, evals, noisy["composition"]),
+        plots=_plots(ctx, variants, ppl, bpc, rep),
+        notes=notes()
+        + [
+            "The noise is partly synthetic, built to look like what crawls contain; how much of each kind the "
+            "cleaner removed is in the composition table, so a reader can judge how close this is to real web text."
+        ],
+        numbers={
+            "runs": run_numbers(results),
+            "eval": evals,
+            "comparison_ppl": c_ppl,
+            "comparison_repetition": c_rep,
+            "composition": noisy["composition"],
+            "packed": noisy["packed"],
+        },
+    )
+
+
+def _setup(s: Scale, noisy: dict[str, Any]) -> list[str]:
+    """The set-up lines particular to this experiment: the noisy corpus, the budget, the measures."""
+    packed, tokens = noisy["packed"], s.steps * s.tokens_per_step
+    return [
+        f"noisy corpus: the bundled corpus subset ({noisy['composition'].get('corpus', {}).get('docs', 0)} documents) "
+        f"mixed with the bundled raw web pages and SYNTHETIC noise (markup, boilerplate, code, English, listing "
+        f"spam, duplicates; generated deterministically by jalm.experiment.noise), {s.noise_ratio:g} noise "
+        "character per clean character; filtered = that corpus after `jalm clean` (default settings)",
+        f"training tokens available: noisy {packed['noisy']['train_tokens']:,}, filtered "
+        f"{packed['filtered']['train_tokens']:,}; both runs train on {tokens:,} tokens (the same budget), "
+        "with the same tokenizer (trained on the clean corpus, so per-token perplexities compare)",
+        f"dev perplexity: `jalm eval` ppl on the first {s.dev_docs} documents of data/{DEV_FILE} "
+        f"(window {s.seq_len}); generations: the first 20 characters of {s.prompts} dev documents as prompts, "
+        f"{s.samples_per_prompt} samples each, {s.new_tokens} new tokens, `jalm generate` defaults "
+        "(temperature 0.7)",
+    ]
+
+
+def _findings(s: Scale, evals, ppl, bpc, rep, c_ppl, c_rep) -> list[Finding]:
+    """The two claims about filtering (perplexity, repetition), each with what was measured."""
+    tokens = s.steps * s.tokens_per_step
     dev_docs = evals["noisy"][0]["dev_documents"]
-    findings = [
+    return [
         Finding(
             "Filtering web text lowers perplexity on clean text",
             f"dev perplexity ({dev_docs} held-out Wikipedia articles) after {tokens:,} training tokens: filtered "
@@ -166,12 +212,14 @@ def run(ctx: Context) -> Report:
             c_rep["status"],
         ),
     ]
+
+
+def _tables(ctx: Context, evals, composition: dict[str, Any]) -> list[tuple[str, str]]:
+    """Runs, what the cleaner removed from the noisy corpus, and sample continuations."""
+    seeds = ctx.scale.filtering_seeds
     run_rows = []
-    for v in variants:
-        for (
-            seed,
-            e,
-        ) in zip(s.filtering_seeds, evals[v]):
+    for v in evals:
+        for seed, e in zip(seeds, evals[v]):
             curve = an.read_curve(ctx.runs / f"{v}-seed{seed}")
             run_rows.append(
                 [
@@ -184,13 +232,47 @@ def run(ctx: Context) -> Report:
                 ]
             )
     comp_rows = []
-    for label, row in noisy["composition"].items():
+    for label, row in composition.items():
         removed = ", ".join(f"{k} {n}" for k, n in list(row["removed_by"].items())[:4]) or "–"
         comp_rows.append(
             [label, row["docs"], f"{row['chars']:,}", row["kept_docs"], f"{row['kept_chars']:,}", removed]
         )
-    packed = noisy["packed"]
-    plots = [
+    examples = []
+    for v in evals:
+        records = [
+            json.loads(line)
+            for line in (ctx.runs / f"{v}-seed{seeds[0]}" / "samples.jsonl")
+            .read_text(encoding="utf-8")
+            .splitlines()[:2]
+        ]
+        examples += [[v, r["prompt"], r["continuation"][:120], fmt(r["repetition_rate"])] for r in records]
+    run_headers = [
+        "training data",
+        "seed",
+        "final train loss (own data)",
+        "dev perplexity",
+        "bits per character",
+        f"repeated {an.REPEAT_N}-grams",
+    ]
+    comp_headers = [
+        "part",
+        "documents",
+        "characters",
+        "kept documents",
+        "kept characters",
+        "removed by (top rules)",
+    ]
+    example_headers = ["training data", "prompt", "continuation (first 120 characters)", "repetition"]
+    return [
+        ("Runs", md_table(run_headers, run_rows)),
+        ("What `jalm clean` removed from the noisy corpus", md_table(comp_headers, comp_rows)),
+        (f"Sample continuations (seed {seeds[0]})", md_table(example_headers, examples)),
+    ]
+
+
+def _plots(ctx: Context, variants: list[str], ppl, bpc, rep) -> list[tuple[str, str]]:
+    """Dev perplexity, bits per character and repetition per seed; the training loss curves."""
+    return [
         (
             "Dev perplexity, bits per character and repetition per seed (dots) and mean (bars)",
             plot_bars(
@@ -206,89 +288,10 @@ def run(ctx: Context) -> Report:
         (
             "Training loss on each run's own training data (20-step mean; not comparable across data sets)",
             plot_curves(
-                read_curves(ctx, variants, s.filtering_seeds),
+                read_curves(ctx, variants, ctx.scale.filtering_seeds),
                 ctx.out / "curves.png",
                 "Training loss: noisy vs filtered corpus",
                 20,
             ).name,
         ),
     ]
-    examples = []
-    for v in variants:
-        records = [
-            json.loads(line)
-            for line in (ctx.runs / f"{v}-seed{s.filtering_seeds[0]}" / "samples.jsonl")
-            .read_text(encoding="utf-8")
-            .splitlines()[:2]
-        ]
-        examples += [[v, r["prompt"], r["continuation"][:120], fmt(r["repetition_rate"])] for r in records]
-    return Report(
-        name="filtering",
-        title="Experiment: data filtering — noisy web-like corpus vs the same after `jalm clean`",
-        command=ctx.command,
-        setup=setup_lines(ctx, results, s.steps, "see the composition table", s.filtering_seeds)
-        + [
-            f"noisy corpus: the bundled corpus subset ({noisy['composition'].get('corpus', {}).get('docs', 0)} documents) "
-            f"mixed with the bundled raw web pages and SYNTHETIC noise (markup, boilerplate, code, English, listing "
-            f"spam, duplicates; generated deterministically by jalm.experiment.noise), {s.noise_ratio:g} noise "
-            "character per clean character; filtered = that corpus after `jalm clean` (default settings)",
-            f"training tokens available: noisy {packed['noisy']['train_tokens']:,}, filtered "
-            f"{packed['filtered']['train_tokens']:,}; both runs train on {tokens:,} tokens (the same budget), "
-            "with the same tokenizer (trained on the clean corpus, so per-token perplexities compare)",
-            f"dev perplexity: `jalm eval` ppl on the first {s.dev_docs} documents of data/{DEV_FILE} "
-            f"(window {s.seq_len}); generations: the first 20 characters of {s.prompts} dev documents as prompts, "
-            f"{s.samples_per_prompt} samples each, {s.new_tokens} new tokens, `jalm generate` defaults "
-            "(temperature 0.7)",
-        ],
-        findings=findings,
-        tables=[
-            (
-                "Runs",
-                md_table(
-                    [
-                        "training data",
-                        "seed",
-                        "final train loss (own data)",
-                        "dev perplexity",
-                        "bits per character",
-                        f"repeated {an.REPEAT_N}-grams",
-                    ],
-                    run_rows,
-                ),
-            ),
-            (
-                "What `jalm clean` removed from the noisy corpus",
-                md_table(
-                    [
-                        "part",
-                        "documents",
-                        "characters",
-                        "kept documents",
-                        "kept characters",
-                        "removed by (top rules)",
-                    ],
-                    comp_rows,
-                ),
-            ),
-            (
-                f"Sample continuations (seed {s.filtering_seeds[0]})",
-                md_table(
-                    ["training data", "prompt", "continuation (first 120 characters)", "repetition"], examples
-                ),
-            ),
-        ],
-        plots=plots,
-        notes=notes()
-        + [
-            "The noise is partly synthetic, built to look like what crawls contain; how much of each kind the "
-            "cleaner removed is in the composition table, so a reader can judge how close this is to real web text."
-        ],
-        numbers={
-            "runs": run_numbers(results),
-            "eval": evals,
-            "comparison_ppl": c_ppl,
-            "comparison_repetition": c_rep,
-            "composition": noisy["composition"],
-            "packed": packed,
-        },
-    )

@@ -29,23 +29,7 @@ def run(ctx: Context) -> Report:
     tokens = s.steps * s.tokens_per_step
     end = an.compare(val["small_init"], val["normal_0.02"])
     early = an.compare(at["small_init"][0.25], at["normal_0.02"][0.25])
-    findings = [
-        Finding(
-            "The seed's init (small_init with depth-scaled output projections) trains better than a flat "
-            "std of 0.02: lower loss after the same number of tokens",
-            f"validation loss after {tokens:,} tokens: small_init {fmt_spread(val['small_init'])}, normal 0.02 "
-            f"{fmt_spread(val['normal_0.02'])}; small_init lower in {end['wins']} of {end['seeds']} seeds "
-            f"(mean difference {fmt(end['difference'])})",
-            end["status"],
-        ),
-        Finding(
-            "… and early in training",
-            f"training loss at 25% of the run ({tokens // 4:,} tokens): small_init "
-            f"{fmt_spread(at['small_init'][0.25])}, normal 0.02 {fmt_spread(at['normal_0.02'][0.25])}; "
-            f"small_init lower in {early['wins']} of {early['seeds']} seeds",
-            early["status"],
-        ),
-    ]
+    findings = _findings(val, at, end, early, tokens)
     rows = []
     for v in variants:
         for i, seed in enumerate(s.seeds):
@@ -95,15 +79,7 @@ def run(ctx: Context) -> Report:
             ),
         ],
         plots=plots,
-        notes=notes()
-        + [
-            f"With {preset.layers} layers the output projections are scaled by 1/√{2 * preset.layers}; the seed's "
-            "models have 24–30 layers, where the depth scaling matters more.",
-            f"small_init's σ = √(2/(5·hidden)) equals 0.02 at hidden 1000. At hidden {preset.hidden} it is "
-            f"{std / 0.02:.1f}× 0.02 (a larger init than the flat one), while at the seed's 2304 and 3072 it is "
-            f"{init_std(2304):.4f} and {init_std(3072):.4f} (smaller): a small model tests the formula, not the "
-            "same pair of numbers.",
-        ],
+        notes=notes() + _scale_notes(preset, std),
         numbers={
             "runs": run_numbers(results),
             "val_loss": val,
@@ -118,3 +94,38 @@ def run(ctx: Context) -> Report:
 
 def at_quarter(at: dict) -> dict[str, list[float]]:
     return {v: values[0.25] for v, values in at.items()}
+
+
+def _findings(val, at, end, early, tokens: int) -> list[Finding]:
+    """The claims about the init (loss at the end and early), each with what was measured."""
+    return [
+        Finding(
+            "The seed's init (small_init with depth-scaled output projections) trains better than a flat "
+            "std of 0.02: lower loss after the same number of tokens",
+            f"validation loss after {tokens:,} tokens: small_init {fmt_spread(val['small_init'])}, normal 0.02 "
+            f"{fmt_spread(val['normal_0.02'])}; small_init lower in {end['wins']} of {end['seeds']} seeds "
+            f"(mean difference {fmt(end['difference'])})",
+            end["status"],
+        ),
+        Finding(
+            "… and early in training",
+            f"training loss at 25% of the run ({tokens // 4:,} tokens): small_init "
+            f"{fmt_spread(at['small_init'][0.25])}, normal 0.02 {fmt_spread(at['normal_0.02'][0.25])}; "
+            f"small_init lower in {early['wins']} of {early['seeds']} seeds",
+            early["status"],
+        ),
+    ]
+
+
+def _scale_notes(preset, std: float) -> list[str]:
+    """How the init formula's numbers at this model's size compare with the seed's sizes."""
+    from jalm.model.init import init_std
+
+    return [
+        f"With {preset.layers} layers the output projections are scaled by 1/√{2 * preset.layers}; the seed's "
+        "models have 24–30 layers, where the depth scaling matters more.",
+        f"small_init's σ = √(2/(5·hidden)) equals 0.02 at hidden 1000. At hidden {preset.hidden} it is "
+        f"{std / 0.02:.1f}× 0.02 (a larger init than the flat one), while at the seed's 2304 and 3072 it is "
+        f"{init_std(2304):.4f} and {init_std(3072):.4f} (smaller): a small model tests the formula, not the "
+        "same pair of numbers.",
+    ]

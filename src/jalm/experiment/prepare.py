@@ -22,6 +22,7 @@ from typing import Any
 
 from jalm.experiment.noise import make_noise
 from jalm.experiment.scale import Scale
+from jalm.io import write_atomic
 
 CACHE_VERSION = 1
 CORPUS_FILES = ("corpus/wiki_jaquad.jsonl.zst", "corpus/aozora.jsonl.zst")
@@ -49,9 +50,7 @@ def _fresh(path: Path) -> None:
 
 
 def _write_done(path: Path, info: dict) -> dict:
-    tmp = path / "done.json.tmp"
-    tmp.write_text(json.dumps(info, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    tmp.replace(path / "done.json")
+    write_atomic(path / "done.json", json.dumps(info, indent=2, ensure_ascii=False) + "\n")
     return info
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from jalm.experiment.analysis import spread
+from jalm.io import write_atomic
 
 
 @dataclass
@@ -51,8 +52,7 @@ class Report:
         return "\n".join(lines)
 
     def write(self, out: Path) -> Path:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "report.md").write_text(self.markdown(), encoding="utf-8")
+        write_atomic(out / "report.md", self.markdown())
         data = {
             "name": self.name,
             "title": self.title,
@@ -62,8 +62,8 @@ class Report:
             "plots": [name for _, name in self.plots],
             **self.numbers,
         }
-        (out / "results.json").write_text(
-            json.dumps(data, indent=2, ensure_ascii=False, default=_jsonable) + "\n", encoding="utf-8"
+        write_atomic(
+            out / "results.json", json.dumps(data, indent=2, ensure_ascii=False, default=_jsonable) + "\n"
         )
         return out / "report.md"
 

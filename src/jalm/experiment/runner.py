@@ -7,6 +7,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from jalm.errors import JalmError
+from jalm.io import write_atomic
 
 NAMES = ("schedule", "beta2", "init", "filtering")  # the order `all` runs them in (cheapest verdicts first)
 MODULES = {"schedule": "schedule", "beta2": "beta2", "init": "initialisation", "filtering": "filtering"}
@@ -112,5 +113,5 @@ def run_all(
         results = json.loads((path.parent / "results.json").read_text(encoding="utf-8"))
         lines += [f"## [{results['title']}]({name}/report.md)", ""]
         lines += [f"- {f['claim']}: **{f['status']}** — {f['measured']}" for f in results["findings"]] + [""]
-    (out / "report.md").write_text("\n".join(lines), encoding="utf-8")
+    write_atomic(out / "report.md", "\n".join(lines))
     return out / "report.md"

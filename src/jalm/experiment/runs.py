@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from jalm.experiment.scale import Scale
+from jalm.io import write_atomic
 
 RESULT_FILE = "result.json"
 
@@ -83,9 +84,7 @@ def run_one(
         "summary": summary,
         "seconds": round(time.perf_counter() - started, 1),
     }
-    tmp = result_path.with_name(RESULT_FILE + ".tmp")
-    tmp.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    tmp.replace(result_path)
+    write_atomic(result_path, json.dumps(result, indent=2, ensure_ascii=False) + "\n")
     return result
 
 

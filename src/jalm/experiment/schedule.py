@@ -31,27 +31,7 @@ def run(ctx: Context) -> Report:
     peak = next(iter(results.values()))["config"]["lr"]
 
     ends = an.compare(val["cosine"], val["inverse_sqrt"])
-    findings = [
-        Finding(
-            "Cosine decay ends at a lower loss than inverse square root at the same peak LR",
-            f"validation loss after {tokens:,} tokens: cosine {fmt_spread(val['cosine'])}, inverse sqrt "
-            f"{fmt_spread(val['inverse_sqrt'])}; cosine lower in {ends['wins']} of {ends['seeds']} seeds "
-            f"(mean difference {fmt(ends['difference'])})",
-            ends["status"],
-        ),
-        Finding(
-            "Cosine spends longer at a high learning rate",
-            f"steps with LR ≥ half the peak: cosine {high['cosine']}, inverse sqrt {high['inverse_sqrt']} of "
-            f"{steps}; mean LR {mean_lr['cosine']:.2e} vs {mean_lr['inverse_sqrt']:.2e}",
-            "held" if high["cosine"] > high["inverse_sqrt"] else "did not hold",
-        ),
-        Finding(
-            "Inverse square root is more stable",
-            f"loss spikes (rule below), all seeds: inverse sqrt {n_spikes['inverse_sqrt']}, cosine "
-            f"{n_spikes['cosine']}",
-            status_from_counts(n_spikes["inverse_sqrt"], n_spikes["cosine"]),
-        ),
-    ]
+    findings = _findings(val, ends, high, mean_lr, n_spikes, steps, tokens)
     rows = []
     for v in variants:
         for seed, c, sp in zip(s.seeds, curves[v], spikes[v]):
@@ -114,3 +94,28 @@ def run(ctx: Context) -> Report:
             "comparison": ends,
         },
     )
+
+
+def _findings(val, ends, high, mean_lr, n_spikes, steps: int, tokens: int) -> list[Finding]:
+    """The seed's three claims about the schedules, each with what was measured."""
+    return [
+        Finding(
+            "Cosine decay ends at a lower loss than inverse square root at the same peak LR",
+            f"validation loss after {tokens:,} tokens: cosine {fmt_spread(val['cosine'])}, inverse sqrt "
+            f"{fmt_spread(val['inverse_sqrt'])}; cosine lower in {ends['wins']} of {ends['seeds']} seeds "
+            f"(mean difference {fmt(ends['difference'])})",
+            ends["status"],
+        ),
+        Finding(
+            "Cosine spends longer at a high learning rate",
+            f"steps with LR ≥ half the peak: cosine {high['cosine']}, inverse sqrt {high['inverse_sqrt']} of "
+            f"{steps}; mean LR {mean_lr['cosine']:.2e} vs {mean_lr['inverse_sqrt']:.2e}",
+            "held" if high["cosine"] > high["inverse_sqrt"] else "did not hold",
+        ),
+        Finding(
+            "Inverse square root is more stable",
+            f"loss spikes (rule below), all seeds: inverse sqrt {n_spikes['inverse_sqrt']}, cosine "
+            f"{n_spikes['cosine']}",
+            status_from_counts(n_spikes["inverse_sqrt"], n_spikes["cosine"]),
+        ),
+    ]

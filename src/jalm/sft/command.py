@@ -84,16 +84,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--threads", type=int, help="torch CPU threads")
-    from jalm.sft.train import SFT_DEFAULTS
+    from jalm.sft.config import SFT_DEFAULTS
 
     add_config_flags(
-        parser, {**SFT_DEFAULTS, "max_steps": "from --epochs", "warmup_steps": "3 % of the steps"}
+        parser, {**SFT_DEFAULTS, "max_steps": "from --epochs", "warmup_steps": "3 %% of the steps"}
     )
     parser.set_defaults(func=run)
 
 
 def options_from_args(args: argparse.Namespace):
-    from jalm.sft.train import SftOptions
+    from jalm.sft.config import SftOptions
 
     return SftOptions(
         model=args.model,
@@ -116,7 +116,8 @@ def options_from_args(args: argparse.Namespace):
 
 def run(args: argparse.Namespace) -> int:
     from jalm.errors import JalmError
-    from jalm.sft.train import STATS_FILE, sft, sft_config
+    from jalm.sft.config import sft_config
+    from jalm.sft.train import STATS_FILE, sft
     from jalm.train.command import config_overrides
 
     if not Path(args.model).exists():

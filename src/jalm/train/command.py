@@ -22,7 +22,7 @@ SWITCH_HELP = {
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from jalm.model import PRESETS
+    from jalm.model.presets import PRESETS
 
     parser = subparsers.add_parser(
         "train",

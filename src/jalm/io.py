@@ -1,0 +1,114 @@
+"""Files for every stage: atomic writes and (de)compressing streams.
+
+- `atomic_path` / `write_atomic`: a file appears under its final name complete or not at all. The
+  data goes to a temporary sibling (`temp_path`: `.tmp-PID-NAME`, hidden, unique per process, with
+  the final name's suffix, which picks the compression), is fsync'ed, and is renamed onto the final
+  name with os.replace; a failed write leaves no temporary file behind. Resumable stages rely on it:
+  a completion marker written last, atomically, means that every file written before it is whole.
+- `open_compressed`: a .gz, .zst or plain file by its suffix, as text or bytes.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Any
+
+from jalm.errors import JalmError
+
+TMP_PREFIX = ".tmp-"
+
+
+def temp_path(path: str | Path) -> Path:
+    """The temporary sibling that a write of `path` goes to before it is renamed: `.tmp-PID-NAME`."""
+    path = Path(path)
+    return path.with_name(f"{TMP_PREFIX}{os.getpid()}-{path.name}")
+
+
+@contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path to write `path`'s content to; when the block succeeds, fsync it and rename
+    it onto `path` (creating the parent directory first); when it fails, delete it.
+
+        with atomic_path(out / "kept.jsonl.zst") as tmp, open_compressed(tmp, "wb") as handle:
+            handle.write(data)
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temp_path(path)
+    try:
+        yield tmp
+        _fsync(tmp, os.O_RDONLY)
+        os.replace(tmp, path)
+        _fsync(path.parent, getattr(os, "O_DIRECTORY", None))  # the rename itself
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_atomic(path: str | Path, data: bytes | str) -> None:
+    """Write bytes, or str as UTF-8, to `path` atomically (see atomic_path)."""
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data.encode("utf-8") if isinstance(data, str) else data)
+
+
+def _fsync(path: Path, flags: int | None) -> None:
+    if flags is None:  # no O_DIRECTORY (Windows): a directory cannot be opened to sync it
+        return
+    fd = os.open(path, flags)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def open_compressed(
+    path: str | Path,
+    mode: str = "rt",
+    *,
+    level: int = 10,
+    window_log: int | None = None,
+    buffering: int = -1,
+) -> IO[Any]:
+    """Open `path` for reading or writing ("rt", "rb", "wt", "wb"), compressed by its suffix: .gz, .zst
+    or none. Text is UTF-8. A file to read that does not exist is a JalmError naming it.
+
+    Writing: `level` is the zstd level (gzip's is `level` clamped to 1..9); `window_log` sets zstd's
+    window (2**window_log bytes) instead of the level's. Reading: `buffering` is a plain file's read
+    buffer (compressed streams keep their own, so a truncated one loses no more lines).
+    """
+    path = Path(path)
+    binary, reading = "b" in mode, "r" in mode
+    if reading and not path.exists():
+        raise JalmError(f"{path}: no such file")
+    suffix = path.suffix
+    if suffix == ".gz":
+        compresslevel = min(max(level, 1), 9)
+        stream: IO[bytes] = gzip.open(path, "rb") if reading else gzip.open(path, "wb", compresslevel)
+    elif suffix == ".zst":
+        stream = _zstd_reader(path) if reading else _zstd_writer(path, level, window_log)
+    else:
+        if binary:
+            return open(path, "rb" if reading else "wb", buffering=buffering if reading else -1)
+        return open(path, "r" if reading else "w", encoding="utf-8")
+    return stream if binary else io.TextIOWrapper(stream, encoding="utf-8")
+
+
+def _zstd_reader(path: Path) -> IO[bytes]:
+    import zstandard
+
+    return io.BufferedReader(zstandard.ZstdDecompressor().stream_reader(open(path, "rb")))
+
+
+def _zstd_writer(path: Path, level: int, window_log: int | None) -> IO[bytes]:
+    import zstandard
+
+    if window_log is None:
+        compressor = zstandard.ZstdCompressor(level=level)
+    else:
+        params = zstandard.ZstdCompressionParameters.from_level(level, window_log=window_log)
+        compressor = zstandard.ZstdCompressor(compression_params=params)
+    return compressor.stream_writer(open(path, "wb"))
