@@ -390,3 +390,17 @@ def test_two_processes_give_the_one_process_losses(tiny_model_dir, sft_data, tmp
     assert list(got) == list(range(1, 7))
     assert list(got.values()) == pytest.approx(list(expected.values()), abs=2e-4)
     assert json.loads((tmp_path / "two" / "run.json").read_text())["world_size"] == 2
+
+
+def test_a_jalm_train_run_is_a_base_too(tiny_run_dir, sft_data, tmp_path):
+    """`--model RUN`: the latest checkpoint of a pretraining run, with the tokenizer of its data."""
+    from jalm.export import export
+
+    summary = sft(
+        _options(tiny_run_dir, sft_data), _config(max_steps=2), tmp_path / "run", "cpu", progress=False
+    )
+    run = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert summary["steps"] == 2 and run["base"]["kind"] == "jalm_run"
+    assert run["base"]["checkpoint"].endswith("step_00000030")
+    model_dir = export(tmp_path / "run", tmp_path / "model")
+    assert (model_dir / "spiece.model").exists() and (model_dir / "model.safetensors").exists()
