@@ -110,3 +110,33 @@ def test_export_of_a_directory_that_is_not_a_run(tmp_path):
 
     with pytest.raises(JalmError, match="not a training run directory"):
         export(tmp_path, tmp_path / "out")
+
+
+IDIOM = """
+import sys, transformers
+from transformers import AutoModelForCausalLM, AutoTokenizer
+model = AutoModelForCausalLM.from_pretrained(sys.argv[1])
+for fast in (False, True):
+    tokenizer = AutoTokenizer.from_pretrained(sys.argv[1], use_fast=fast)
+    inputs = tokenizer(sys.argv[2], return_tensors="pt")
+    assert set(inputs) == {"input_ids", "attention_mask"}, sorted(inputs)
+    out = model.generate(**inputs, max_new_tokens=4, do_sample=False, pad_token_id=tokenizer.pad_token_id)
+    assert out.shape[1] == inputs["input_ids"].shape[1] + 4
+print(transformers.__version__)
+"""
+
+
+@pytest.mark.parametrize("tf4", [False, True])
+def test_generate_on_the_tokenizers_output_works_under_both_majors(tiny_model_dir, tf4):
+    """The idiom users write first: `model.generate(**tokenizer(text, return_tensors="pt"))`. Under 4.x a
+    PreTrainedTokenizerFast also returns token_type_ids, which generate() refuses for GPT-NeoX."""
+    env = {**os.environ, "PYTHONPATH": str(tf4_path()) if tf4 else ""}
+    result = subprocess.run(
+        [sys.executable, "-c", IDIOM, str(tiny_model_dir), PROMPT],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().splitlines()[-1].startswith("4." if tf4 else "5.")

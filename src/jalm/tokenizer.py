@@ -473,6 +473,9 @@ def write_hf_tokenizer_files(spiece_model: Path, out_dir: Path, model_max_length
         "clean_up_tokenization_spaces": False,
         "model_max_length": model_max_length,
         "padding_side": "right",
+        # transformers 4.x's PreTrainedTokenizerFast otherwise also returns token_type_ids, which GPT-2 and
+        # GPT-NeoX's generate() rejects: `model.generate(**tokenizer(text, return_tensors="pt"))` would fail.
+        "model_input_names": ["input_ids", "attention_mask"],
     }
     for name, content in (("tokenizer_config.json", config), ("special_tokens_map.json", special_map)):
         write_atomic(out_dir / name, json.dumps(content, ensure_ascii=False, indent=2) + "\n")
