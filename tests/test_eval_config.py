@@ -1,4 +1,4 @@
-"""Task configs and their registry: names → configs, CLI flags → configs, the old keywords → the same run."""
+"""Task configs and their registry: names → configs, CLI flags → configs."""
 
 from __future__ import annotations
 
@@ -17,9 +17,7 @@ from jalm.eval import (
     AioConfig,
     JsquadChatConfig,
     JsquadConfig,
-    ModelOptions,
     PplConfig,
-    evaluate,
 )
 from jalm.eval.tasks import resolve_tasks
 
@@ -101,28 +99,3 @@ def test_eval_help_imports_neither_torch_nor_transformers():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
-
-
-def test_the_old_keywords_run_the_same_evaluation(tiny_model_dir, tmp_path):
-    # demo.py and experiment/filtering.py still pass them; they must mean exactly the configs' fields.
-    text = tmp_path / "docs.jsonl"
-    text.write_text('{"text": "梅雨は東アジアの雨季である。雨の多い期間のこと。"}\n' * 3, encoding="utf-8")
-    with pytest.warns(DeprecationWarning, match="ppl_window"):
-        old = evaluate(
-            tiny_model_dir, ["ppl", "jsquad"], data=text, ppl_window=8, ppl_stride=3, jsquad_shots=1,
-            max_length=48, limit=2, progress=False,
-        )  # fmt: skip
-    new = evaluate(
-        tiny_model_dir,
-        [PplConfig(data=text, window=8, stride=3), JsquadConfig(shots=1)],
-        model=ModelOptions(max_length=48),
-        limit=2,
-        progress=False,
-    )
-    for results in (old, new):
-        for metrics in results["tasks"].values():
-            metrics.pop("seconds")
-    assert old == new
-    assert new["tasks"]["ppl"]["window"] == 8 and new["settings"]["max_length"] == 48
-    with pytest.raises(TypeError, match="unexpected keyword argument 'ppl_windwo'"):
-        evaluate(tiny_model_dir, ["ppl"], ppl_windwo=8)

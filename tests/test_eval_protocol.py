@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import random
+from types import SimpleNamespace
 
 import pytest
 
 from jalm.errors import JalmError
 from jalm.eval.aio import load_aio, parse_alternatives
 from jalm.eval.jsquad import SquadQuestion, build_prompt, fewshot_plan, load_squad
+from jalm.eval.lm import eval_context_length
 from jalm.eval.metrics import (
     aio_exact,
     jsquad_f1,
@@ -20,7 +22,8 @@ from jalm.eval.metrics import (
 )
 from jalm.eval.perplexity import plan_windows
 from jalm.eval.table import format_params, format_table
-from jalm.jsonl import open_text
+from jalm.generate import context_length
+from jalm.io import open_compressed
 from jalm.resources import bundled
 
 FUJI = SquadQuestion(
@@ -102,7 +105,7 @@ def jsquad_pool():
 
 def test_bundled_jsquad_files_load_in_file_order(jsquad_valid, jsquad_pool):
     assert len(jsquad_valid) == 4442 and len(jsquad_pool) == 4420
-    with open_text(bundled("eval/jsquad-valid-v1.1.json.zst")) as handle:
+    with open_compressed(bundled("eval/jsquad-valid-v1.1.json.zst")) as handle:
         raw = json.load(handle)["data"]
     first = raw[0]["paragraphs"][0]
     assert jsquad_valid[0].id == first["qas"][0]["id"]
@@ -260,12 +263,25 @@ def test_windows_reject_bad_settings():
         plan_windows(list(range(10)), 1, 1)
 
 
+def test_context_length_from_the_config_then_the_tokenizer_then_2048():
+    config = SimpleNamespace(
+        n_positions=96, max_position_embeddings=128
+    )  # the harness reads n_positions first
+    tokenizer = SimpleNamespace(model_max_length=512)
+    assert eval_context_length(config, tokenizer) == 96 == context_length(config)
+    assert eval_context_length(SimpleNamespace(seq_length=64), tokenizer) == 64
+    assert eval_context_length(SimpleNamespace(), tokenizer) == 512
+    assert eval_context_length(SimpleNamespace(), SimpleNamespace(model_max_length=int(1e30))) == 2048
+
+
 # --- the table --------------------------------------------------------------------------------------------
 
 
 def test_table_reproduces_the_seed_rows():
     assert format_params(1_652_230_656) == "1.7B" and format_params(3_555_876_864) == "3.6B"
     assert format_params(6_800_000) == "6.8M"
+    # One formatter for the table and the model card: one decimal below a million too.
+    assert (format_params(356_096), format_params(512), format_params(None)) == ("356.1K", "512", "—")
     line = {
         "model_name": "line 3.6b",
         "params": 3_555_876_864,

@@ -16,8 +16,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-PROMPT = "おはようございます、今日の天気は"
-
+from jalm.generate import PROMPT
+from jalm.io import write_atomic
 
 CHAT_QUESTION = "次の文の最初の文を書き出してください。\n吾輩は猫である。名前はまだ無い。"
 STAGES = 8
@@ -80,9 +80,7 @@ def run_demo(
         "samples": texts,
         "chat": chats,
     }
-    (work / "demo.json").write_text(
-        json.dumps(summary_out, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
-    )
+    write_atomic(work / "demo.json", json.dumps(summary_out, indent=2, ensure_ascii=False) + "\n")
     print(f"\ndone in {demo.timings['total']:.0f} s. Try it: jalm serve --model {work / 'sft-model'}")
     return summary_out
 
@@ -203,7 +201,7 @@ def _evaluate(demo: Demo, model_dir: Path, eval_limit: int) -> dict:
     results["tasks"].update(qa["tasks"])
     results.setdefault("settings", {})["qa_limit"] = eval_limit
     for path in (demo.work / "results.json", model_dir / "results.json"):
-        path.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        write_atomic(path, json.dumps(results, indent=2, ensure_ascii=False) + "\n")
     demo.timed("eval", t)
     ppl = results["tasks"]["ppl"]
     print(
@@ -263,8 +261,8 @@ def _instruction_tune(demo: Demo, model_dir: Path, sft_seconds: float, eval_limi
     chat_results = evaluate(
         sft_model, ["jsquad-chat", "aio-chat"], limit=eval_limit, name="sft-model", progress=demo.progress
     )
-    (demo.work / "results-sft.json").write_text(
-        json.dumps(chat_results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+    write_atomic(
+        demo.work / "results-sft.json", json.dumps(chat_results, indent=2, ensure_ascii=False) + "\n"
     )
     base_results = json.loads((demo.work / "results.json").read_text(encoding="utf-8"))
     print(format_table([base_results, chat_results]))

@@ -13,6 +13,7 @@ import shutil
 from pathlib import Path
 
 from jalm.errors import JalmError
+from jalm.io import write_atomic
 
 
 def export(
@@ -57,9 +58,7 @@ def export(
 
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out, safe_serialization=True)
-    (out / "config.json").write_text(
-        json.dumps(portable_config_dict(config), indent=2) + "\n", encoding="utf-8"
-    )
+    write_atomic(out / "config.json", json.dumps(portable_config_dict(config), indent=2) + "\n")
     tokenizer_dir = Path(run["data"]) / "tokenizer"
     if not (tokenizer_dir / "spiece.model").exists():
         raise JalmError(
@@ -87,9 +86,7 @@ def export(
         "data": run["data"],
         "train_config": run.get("config", {}),
     }
-    (out / "jalm.json").write_text(
-        json.dumps(provenance, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
-    )
+    write_atomic(out / "jalm.json", json.dumps(provenance, indent=2, ensure_ascii=False) + "\n")
     if verify:
         _verify(model, out)
     return out

@@ -201,7 +201,9 @@ def _stop_prefix_len(text: str, stops: Sequence[str]) -> int:
     return best
 
 
-CONTEXT_KEYS = ("max_position_embeddings", "n_positions", "n_ctx", "seq_length")
+# Config keys that hold the context length; the first three in the order jp-stable's evaluation harness
+# reads them (jalm eval depends on it when two disagree), seq_length (e.g. ChatGLM) last.
+CONTEXT_KEYS = ("n_positions", "max_position_embeddings", "n_ctx", "seq_length")
 DEFAULT_CONTEXT = 2048
 
 
@@ -430,7 +432,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "streams token by token; several are printed one after another. Arguments not given take the "
         "model's generation defaults (as LINE's pipeline call does). With --chat the prompt is a user "
         "message to an instruction-tuned model.",
-        epilog='example: jalm generate --model runs/demo/model --prompt "おはようございます、今日の天気は" '
+        epilog=f'example: jalm generate --model runs/demo/model --prompt "{PROMPT}" '
         "--max-length 30 --num-return-sequences 5 --seed 101",
     )
     parser.add_argument("--model", required=True, help="model directory (config.json, weights, tokenizer)")

@@ -15,9 +15,6 @@ from typing import Any
 from jalm.errors import JalmError
 from jalm.io import atomic_path, open_compressed
 
-# The name eval/ opens its data files with; the opener itself is jalm.io.open_compressed.
-open_text = open_compressed
-
 
 def iter_lines(path: str | Path, buffering: int = -1) -> Iterator[tuple[int, bytes]]:
     """Yield (1-based line number, raw bytes) for each line that is not blank, so a caller can decide

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from jalm.errors import JalmError
-from jalm.jsonl import open_text
+from jalm.io import open_compressed
 
 DEFAULT_DATA = "eval/aio/aio_02_dev.tsv.zst"
 COLUMNS = ("qid", "original_question", "original_answer", "original_additional_info")
@@ -45,7 +45,7 @@ def load_aio(path: str | Path) -> list[AioQuestion]:
     path = Path(path)
     questions = []
     try:
-        with open_text(path) as handle:
+        with open_compressed(path) as handle:
             reader = csv.DictReader(handle, delimiter="\t", quoting=csv.QUOTE_NONE)
             missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
             if missing:

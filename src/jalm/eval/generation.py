@@ -58,14 +58,16 @@ def greedy_until(
     desc: str = "generate",
 ) -> list[str]:
     """Greedy continuations of `prompts`, each cut at the first `stop` (None: no stop string), in the order given."""
-    from tqdm.auto import tqdm
+    from jalm.progress import progress_bar
 
     if batch_size < 1:
         raise JalmError(f"batch size must be at least 1, got {batch_size}")
     # Longest first (as jp-stable's Reorderer): similar lengths share a batch, and a memory problem shows early.
     order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i].ids))
     results: list[str] = [""] * len(prompts)
-    with tqdm(total=len(prompts), desc=desc, unit="ex", disable=not progress, dynamic_ncols=True) as bar:
+    with progress_bar(
+        total=len(prompts), desc=desc, unit="ex", disable=not progress, dynamic_ncols=True
+    ) as bar:
         for start in range(0, len(order), batch_size):
             chunk = order[start : start + batch_size]
             texts = _greedy_batch(lm, [prompts[i] for i in chunk], stop)

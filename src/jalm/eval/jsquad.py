@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from jalm.errors import JalmError
-from jalm.jsonl import open_text
+from jalm.io import open_compressed
 
 DEFAULT_EVAL = "eval/jsquad-valid-v1.1.json.zst"
 DEFAULT_POOL = "eval/jsquad-test-v1.3.json.zst"
@@ -49,7 +49,7 @@ def load_squad(path: str | Path) -> list[SquadQuestion]:
     """Questions of a SQuAD-format JSON file (plain, .gz or .zst) in file order."""
     path = Path(path)
     try:
-        with open_text(path) as handle:
+        with open_compressed(path) as handle:
             data = json.load(handle)
     except json.JSONDecodeError as error:
         raise JalmError(f"{path}: not valid JSON ({error.msg})") from None

@@ -14,9 +14,8 @@ from typing import Any
 
 from jalm.errors import JalmError
 
-# Config attributes that hold the context length, in the order jp-stable's harness reads them.
-_CONTEXT_ATTRS = ("n_positions", "max_position_embeddings", "n_ctx")
-_DEFAULT_CONTEXT = 2048
+# A tokenizer's model_max_length above this is transformers' "no limit" placeholder (int(1e30)), not a context.
+_TOKENIZER_LIMIT = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -70,16 +69,21 @@ def resolve_device(device: str) -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def context_length(config: Any, tokenizer: Any) -> int:
-    """The longest sequence the model takes: from its config, else the tokenizer, else 2048."""
-    for attr in _CONTEXT_ATTRS:
-        value = getattr(config, attr, None)
-        if isinstance(value, int) and value > 0:
-            return value
+def tokenizer_max_length(tokenizer: Any) -> int | None:
+    """The tokenizer's model_max_length when it is a real limit (None when unset or transformers' huge
+    placeholder)."""
     value = getattr(tokenizer, "model_max_length", None)
-    if isinstance(value, int) and 0 < value < 1_000_000:
+    if isinstance(value, int) and 0 < value < _TOKENIZER_LIMIT:
         return value
-    return _DEFAULT_CONTEXT
+    return None
+
+
+def eval_context_length(config: Any, tokenizer: Any) -> int:
+    """The longest sequence evaluated: the model's context (jalm.generate.context_length), else the
+    tokenizer's model_max_length, else 2048."""
+    from jalm.generate import DEFAULT_CONTEXT, context_length
+
+    return context_length(config, default=None) or tokenizer_max_length(tokenizer) or DEFAULT_CONTEXT
 
 
 def load_lm(
@@ -97,7 +101,7 @@ def load_lm(
     device = resolve_device(device)
     tokenizer = load_tokenizer(path, use_fast=use_fast, trust_remote_code=trust_remote_code)
     model = load_model(path, device=device, dtype=dtype, trust_remote_code=trust_remote_code)
-    context = max_length or context_length(model.config, tokenizer)
+    context = max_length or eval_context_length(model.config, tokenizer)
     if context < 2:
         raise JalmError(f"{path}: context length {context} is too short to evaluate")
 

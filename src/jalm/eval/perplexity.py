@@ -72,9 +72,8 @@ def evaluate_ppl(
     `window` defaults to the model's context length and `stride` to half the window; `limit` takes the
     first N documents.
     """
-    from tqdm.auto import tqdm
-
     from jalm.jsonl import expand_inputs, read_texts
+    from jalm.progress import progress_bar
 
     paths = expand_inputs([data] if isinstance(data, (str, Path)) else list(data))
     window = window or lm.max_length
@@ -87,7 +86,7 @@ def evaluate_ppl(
     windows: list[tuple[int, Window]] = []
     per_doc: list[dict[str, Any]] = []
     texts = read_texts(paths, text_field)
-    for index, text in enumerate(tqdm(texts, desc="ppl: tokenize", unit="doc", disable=not progress)):
+    for index, text in enumerate(progress_bar(texts, desc="ppl: tokenize", unit="doc", disable=not progress)):
         if limit is not None and index >= limit:
             break
         ids = lm.encode(text)
@@ -108,7 +107,7 @@ def evaluate_ppl(
         raise JalmError(f"{', '.join(map(str, paths))}: no document has two tokens or more; nothing to score")
     order = sorted(range(len(windows)), key=lambda i: -len(windows[i][1].ids))
     total_nll = 0.0
-    with tqdm(total=tokens, desc="ppl", unit="tok", unit_scale=True, disable=not progress) as bar:
+    with progress_bar(total=tokens, desc="ppl", unit="tok", unit_scale=True, disable=not progress) as bar:
         for start in range(0, len(order), batch_size):
             chunk = [windows[i] for i in order[start : start + batch_size]]
             # One forward per batch; the per-document sums need the NLL per window, so score rows one by one.

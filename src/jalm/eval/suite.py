@@ -13,54 +13,17 @@ arguments of `evaluate`.
 from __future__ import annotations
 
 import json
-import warnings
 from collections.abc import Sequence
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from jalm.errors import JalmError
 from jalm.eval.lm import ModelOptions
 from jalm.eval.tasks import DEFAULT_PPL_DATA, TASKS, TaskConfig, parse_tasks, resolve_tasks
+from jalm.io import write_atomic
 
 __all__ = ["DEFAULT_PPL_DATA", "TASKS", "evaluate", "parse_tasks"]
-
-# Transitional: the keyword arguments `evaluate` took before the task configs, and where each one went.
-# Callers still passing them (demo.py, experiment/filtering.py) keep working; new code uses the configs.
-LEGACY_KEYWORDS = {
-    "data": ("ppl", "data"),
-    "ppl_window": ("ppl", "window"),
-    "ppl_stride": ("ppl", "stride"),
-    "jsquad_data": ("jsquad", "data"),
-    "jsquad_train": ("jsquad", "pool"),
-    "jsquad_shots": ("jsquad", "shots"),
-    "jsquad_prompt_version": ("jsquad", "prompt_version"),
-    "jsquad_max_new_tokens": ("jsquad", "max_new_tokens"),
-    "aio_data": ("aio", "data"),
-    **{key: ("model", key) for key in ("device", "dtype", "use_fast", "trust_remote_code", "max_length")},
-}
-
-
-def _apply_legacy(
-    configs: list[TaskConfig], model: ModelOptions, legacy: dict[str, Any]
-) -> tuple[list[TaskConfig], ModelOptions]:
-    unknown = sorted(set(legacy) - set(LEGACY_KEYWORDS))
-    if unknown:
-        raise TypeError(f"evaluate() got an unexpected keyword argument {unknown[0]!r}")
-    if legacy:
-        warnings.warn(
-            f"evaluate({', '.join(legacy)}=...) is deprecated: pass task configs (jalm.eval.tasks) "
-            "and model=ModelOptions(...)",
-            DeprecationWarning,
-            stacklevel=3,
-        )
-    for key, value in legacy.items():
-        target, field = LEGACY_KEYWORDS[key]
-        if target == "model":
-            model = replace(model, **{field: value})
-        else:
-            configs = [replace(c, **{field: value}) if c.name == target else c for c in configs]
-    return configs, model
 
 
 def _check_inputs(configs: Sequence[TaskConfig]) -> None:
@@ -69,14 +32,6 @@ def _check_inputs(configs: Sequence[TaskConfig]) -> None:
         for path in config.inputs():
             if not Path(path).exists():
                 raise JalmError(f"{path}: no such file")
-
-
-def _write_json(path: str | Path, results: dict[str, Any]) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    tmp.replace(path)
 
 
 def evaluate(
@@ -90,7 +45,6 @@ def evaluate(
     save_predictions: str | Path | None = None,
     name: str | None = None,
     progress: bool = True,
-    **legacy: Any,
 ) -> dict[str, Any]:
     """Evaluate the causal LM in `model_dir` on `tasks` and return the results dict (also written to `out`).
 
@@ -103,7 +57,7 @@ def evaluate(
     from jalm.eval.lm import load_lm
     from jalm.jsonl import write_records
 
-    configs, model = _apply_legacy(resolve_tasks(tasks), model or ModelOptions(), legacy)
+    configs, model = resolve_tasks(tasks), model or ModelOptions()
     if limit is not None and limit < 1:
         raise JalmError(f"--limit must be at least 1, got {limit}")
     if batch_size < 1:
@@ -133,7 +87,7 @@ def evaluate(
         "jalm_version": __version__,
     }
     if out is not None:
-        _write_json(out, results)
+        write_atomic(out, json.dumps(results, indent=2, ensure_ascii=False) + "\n")
     if save_predictions is not None:
         write_records(save_predictions, predictions)
     return results

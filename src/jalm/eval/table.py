@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from jalm.errors import JalmError
+from jalm.formatting import DASH, format_params
 
 # (header, task, metric, digits, shown even when no results have the task)
 COLUMNS = (
@@ -26,7 +27,6 @@ COLUMNS = (
     ("JSQuAD", "jsquad", "exact_match", 2, True),
     ("JSQuAD (chat)", "jsquad-chat", "exact_match", 2, False),
 )
-DASH = "—"
 
 
 def read_results(path: str | Path) -> dict[str, Any]:
@@ -41,17 +41,6 @@ def read_results(path: str | Path) -> dict[str, Any]:
     if not isinstance(results, dict) or not isinstance(results.get("tasks"), dict):
         raise JalmError(f"{path}: not a jalm results file (no 'tasks' object)")
     return results
-
-
-def format_params(params: int | None) -> str:
-    """1,652,230,656 → '1.7B' as the seed writes it; small models in millions."""
-    if not params:
-        return DASH
-    if params >= 1e9:
-        return f"{params / 1e9:.1f}B"
-    if params >= 1e6:
-        return f"{params / 1e6:.1f}M"
-    return f"{params / 1e3:.0f}K"
 
 
 def _cell(task: dict[str, Any] | None, key: str, digits: int) -> str:

@@ -78,7 +78,7 @@ def _evaluate_run(
 def _measure(
     model_dir: Path, tokenizer_dir: str, scale: Scale, seed: int, device: str, progress: bool
 ) -> dict[str, Any]:
-    from jalm.eval import evaluate
+    from jalm.eval import ModelOptions, PplConfig, evaluate
     from jalm.eval.lm import resolve_device
     from jalm.generate import generate, load
     from jalm.jsonl import read_texts, write_records
@@ -89,11 +89,9 @@ def _measure(
     dev = bundled(DEV_FILE)
     ppl = evaluate(
         model_dir,
-        ["ppl"],
-        data=dev,
+        [PplConfig(data=dev, window=scale.seq_len)],
         limit=scale.dev_docs,
-        ppl_window=scale.seq_len,
-        device=device,
+        model=ModelOptions(device=device),
         progress=progress,
     )["tasks"]["ppl"]
     sp = load_sentencepiece(tokenizer_dir)

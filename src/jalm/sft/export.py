@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 
 from jalm.errors import JalmError
+from jalm.io import write_atomic
 
 TOKENIZER_FILES = ("spiece.model", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
 
@@ -73,7 +74,7 @@ def export_sft(
         "train_config": run.get("config", {}),
     }
     text = json.dumps(provenance, indent=2, ensure_ascii=False) + "\n"
-    (out / "jalm.json").write_text(text, encoding="utf-8")
+    write_atomic(out / "jalm.json", text)
     if merged is not None:
         verify_export(run, source, out, seed)
     return out
@@ -85,7 +86,7 @@ def _write_portable_config(model, out: Path) -> None:
 
     data = portable_config_dict(model.config)
     data["pad_token_id"] = model.config.eos_token_id
-    (out / "config.json").write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    write_atomic(out / "config.json", json.dumps(data, indent=2) + "\n")
 
 
 def write_chat_tokenizer(tokenizer_dir: Path, out: Path, template: str, model=None) -> None:
@@ -106,7 +107,7 @@ def write_chat_tokenizer(tokenizer_dir: Path, out: Path, template: str, model=No
     config = json.loads(path.read_text(encoding="utf-8"))
     config["chat_template"] = template
     config["split_special_tokens"] = False
-    path.write_text(json.dumps(config, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    write_atomic(path, json.dumps(config, ensure_ascii=False, indent=2) + "\n")
 
 
 def verify_export(run: dict, source: Path, out: Path, seed: int) -> float:

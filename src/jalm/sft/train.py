@@ -20,6 +20,7 @@ import torch.nn.functional as F
 
 from jalm.errors import JalmError
 from jalm.generate import context_length
+from jalm.io import write_atomic
 from jalm.sft import base as sft_base
 from jalm.sft.config import KIND, WARMUP_FRACTION, SftOptions, sft_config
 from jalm.sft.dataset import (
@@ -170,11 +171,7 @@ def sft(
     grad_accum = grad_accum_for(cfg, env.world_size)
     stream = EpochStream(train_examples, cfg.seq_len, cfg.micro_batch_size, options.batching, cfg.seed)
     per_step = grad_accum * env.world_size
-    if cfg.max_steps < 1:  # not given: as many steps as `epochs` passes over the data make
-        cfg.max_steps = max(1, stream.micro_batches_in(options.epochs) // per_step)
-    if cfg.warmup_steps < 0:
-        cfg.warmup_steps = max(1, round(WARMUP_FRACTION * cfg.max_steps))
-    cfg.validate()
+    _settle_steps(cfg, stream, options.epochs, per_step)
     stats["batching"] = _batching_stats(stream, cfg, per_step)
     if env.is_main:
         _check_run_dir(run_dir, base)
@@ -219,25 +216,35 @@ def sft(
         extra_metrics=lambda: {"epoch": round(stream.epoch_at(source.position), 4)},
     )
     trainer = Trainer(cfg, run_dir, env, task, grad_accum, parallel, progress)
-    if trainer.start_step == 0:
-        base_val = trainer.evaluate()
-        trainer.log_validation(base_val)  # the base model's held-out loss, the figure to beat
-        stats["base_val_loss"] = base_val["val_loss"]
-    elif (run_dir / STATS_FILE).exists():
-        previous = json.loads((run_dir / STATS_FILE).read_text(encoding="utf-8"))
-        stats["base_val_loss"] = previous.get("base_val_loss")
+    _record_base_val_loss(trainer, run_dir, stats)
     if env.is_main:
-        write_json_atomic(run_dir / STATS_FILE, stats)
+        write_atomic(run_dir / STATS_FILE, json.dumps(stats, indent=2, ensure_ascii=False) + "\n")
     summary = trainer.fit()
     if summary:
         summary["trainable_params"] = trainable
     return summary
 
 
-def write_json_atomic(path: Path, data: dict) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    tmp.replace(path)
+def _settle_steps(cfg: TrainConfig, stream: EpochStream, epochs: int, per_step: int) -> None:
+    """Fill in what was not given, then validate: max_steps from `epochs` passes over the data, the
+    warmup as WARMUP_FRACTION of the steps."""
+    if cfg.max_steps < 1:
+        cfg.max_steps = max(1, stream.micro_batches_in(epochs) // per_step)
+    if cfg.warmup_steps < 0:
+        cfg.warmup_steps = max(1, round(WARMUP_FRACTION * cfg.max_steps))
+    cfg.validate()
+
+
+def _record_base_val_loss(trainer: Trainer, run_dir: Path, stats: dict) -> None:
+    """stats["base_val_loss"]: the base model's held-out loss, the figure to beat. Measured and logged on
+    a fresh run; read back from the stats file on a resume."""
+    if trainer.start_step == 0:
+        base_val = trainer.evaluate()
+        trainer.log_validation(base_val)
+        stats["base_val_loss"] = base_val["val_loss"]
+    elif (run_dir / STATS_FILE).exists():
+        previous = json.loads((run_dir / STATS_FILE).read_text(encoding="utf-8"))
+        stats["base_val_loss"] = previous.get("base_val_loss")
 
 
 def _tokenize(conversations, encoder, cfg: TrainConfig, template: str, options: SftOptions):

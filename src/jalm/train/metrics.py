@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from jalm.io import write_atomic
+
 
 class MetricsLog:
     """Append-only JSONL log. On resume, lines past the checkpoint's step are dropped (they will be redone)."""
@@ -19,7 +21,7 @@ class MetricsLog:
         self.path, self.enabled, self.writer = Path(path), enabled, None
         if enabled and truncate_after_step is not None and self.path.exists():
             keep = [line for line in read_metrics(self.path) if line.get("step", 0) <= truncate_after_step]
-            self.path.write_text("".join(json.dumps(r) + "\n" for r in keep), encoding="utf-8")
+            write_atomic(self.path, "".join(json.dumps(r) + "\n" for r in keep))
         if enabled and tensorboard_dir is not None:
             try:
                 from torch.utils.tensorboard import SummaryWriter

@@ -25,6 +25,7 @@ from typing import Any, Protocol
 
 import torch
 
+from jalm.io import write_atomic
 from jalm.train import checkpoint as ckpt
 from jalm.train import distributed as distrib
 from jalm.train.budget import TimeBudget
@@ -171,7 +172,7 @@ class Trainer:
             "config": json.loads(self.cfg.to_json()),
         }
         text = json.dumps(info, indent=2, ensure_ascii=False)
-        (self.run_dir / RUN_CONFIG).write_text(text, encoding="utf-8")
+        write_atomic(self.run_dir / RUN_CONFIG, text)
 
     # --- one optimizer step -------------------------------------------------------------------------
 
@@ -211,10 +212,10 @@ class Trainer:
 
     def fit(self) -> dict:
         """Train until max_steps (resuming where the run directory left off); return a summary."""
-        from tqdm import tqdm
+        from jalm.progress import progress_bar
 
         cfg = self.cfg
-        bar = tqdm(
+        bar = progress_bar(
             total=self.max_steps,
             initial=self.start_step,
             desc="train",

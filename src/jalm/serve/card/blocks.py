@@ -6,10 +6,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from jalm.formatting import DASH as DASH
+from jalm.formatting import format_params
 from jalm.generate import PROMPT as PROMPT  # the card's prompt is the one `jalm generate` continues
 
 UNKNOWN = "unknown"
-DASH = "—"
 
 
 @dataclass
@@ -55,17 +56,7 @@ def fmt_int(value: Any) -> str:
 
 
 def fmt_params(value: int | None) -> str:
-    return f"{value:,} ({short_params(value)})" if value else UNKNOWN
-
-
-def short_params(value: int | None) -> str:
-    """1,652,230,656 → '1.7B', as the seed's table writes it."""
-    if not value:
-        return DASH
-    for size, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "K")):
-        if value >= size:
-            return f"{value / size:.1f}{suffix}"
-    return str(value)
+    return f"{value:,} ({format_params(value)})" if value else UNKNOWN
 
 
 def fmt_num(value: Any, digits: int) -> str:

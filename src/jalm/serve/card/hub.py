@@ -7,6 +7,7 @@ import json
 import os
 from pathlib import Path
 
+from jalm.io import write_atomic
 from jalm.serve.card.render import to_markdown
 from jalm.serve.card.sections import build_card, sources
 from jalm.serve.facts import ModelFacts
@@ -106,7 +107,5 @@ def write_readme(
         + "\n"
         + to_markdown(sections)
     )
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(out)
+    write_atomic(out, text)
     return out

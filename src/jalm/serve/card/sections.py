@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from jalm.formatting import format_params
 from jalm.serve.card.blocks import (
     PROMPT,
     UNKNOWN,
@@ -20,7 +21,6 @@ from jalm.serve.card.blocks import (
     fmt_int,
     fmt_num,
     fmt_params,
-    short_params,
 )
 from jalm.serve.facts import ModelFacts
 
@@ -263,7 +263,7 @@ def _evaluation(facts: ModelFacts) -> Section:
     ppl, jsq, aio = (tasks.get(k) if isinstance(tasks.get(k), dict) else {} for k in ("ppl", "jsquad", "aio"))
     row = [
         str(r.get("model_name") or facts.name),
-        short_params(r.get("params") or facts.params),
+        format_params(r.get("params") or facts.params),
         fmt_num(ppl.get("ppl"), 2),
         fmt_num(ppl.get("bits_per_char"), 3),
         fmt_num(aio.get("exact_match"), 1),
