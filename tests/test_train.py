@@ -243,3 +243,20 @@ def test_gpu_benchmark_script_runs_end_to_end_on_cpu(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report["device"] == "cpu" and report["tokens_per_s"] > 0 and "mfu" not in report
+
+
+def test_rollback_without_a_checkpoint_skips_the_step_and_keeps_counting_tokens(packed_dir, tmp_path):
+    """Nothing to roll back to: the bad step is skipped, and the token count goes on (it was reset to 0)."""
+    cfg = default_config(
+        "test",
+        max_steps=12,
+        save_every=0,
+        spike_action="rollback",
+        extra={"inject": {"step": 6, "kind": "nan"}},
+    )
+    summary = train(cfg, packed_dir, tmp_path / "run", device="cpu", progress=False)
+    records = read_metrics(tmp_path / "run" / "metrics.jsonl")
+    assert [r["event"] for r in records if "event" in r] == ["rollback"]
+    per_step = cfg.micro_batch_size * cfg.seq_len
+    assert all(r["tokens"] == r["step"] * per_step for r in records if "tokens" in r)
+    assert summary["tokens"] == 12 * per_step and summary["steps"] == 12
