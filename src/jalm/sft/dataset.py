@@ -19,7 +19,7 @@ checkpoint needs to resume exactly.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -110,7 +110,7 @@ def _reply_ends(mask: Sequence[bool]) -> list[int]:
 
 
 def tokenize(
-    conversations: Sequence,
+    conversations: Iterable,
     encoder: Encoder,
     seq_len: int,
     template: str = LINE_CHAT_TEMPLATE,

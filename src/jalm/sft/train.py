@@ -166,8 +166,9 @@ def sft(
     context = context_length(model)
     if cfg.seq_len > context:
         cfg.seq_len = context
-    train_examples, stats["tokenize"] = _tokenize(train_conv, encoder, cfg, template, options)
-    val_examples, stats["tokenize_val"] = _tokenize(val_conv, encoder, cfg, template, options)
+    shown = progress and env.is_main
+    train_examples, stats["tokenize"] = _tokenize(train_conv, encoder, cfg, template, options, shown)
+    val_examples, stats["tokenize_val"] = _tokenize(val_conv, encoder, cfg, template, options, False)
     grad_accum = grad_accum_for(cfg, env.world_size)
     stream = EpochStream(train_examples, cfg.seq_len, cfg.micro_batch_size, options.batching, cfg.seed)
     per_step = grad_accum * env.world_size
@@ -247,8 +248,11 @@ def _record_base_val_loss(trainer: Trainer, run_dir: Path, stats: dict) -> None:
         stats["base_val_loss"] = previous.get("base_val_loss")
 
 
-def _tokenize(conversations, encoder, cfg: TrainConfig, template: str, options: SftOptions):
-    examples, stats = tokenize(conversations, encoder, cfg.seq_len, template, options.train_on_everything)
+def _tokenize(conversations, encoder, cfg: TrainConfig, template: str, options: SftOptions, progress: bool):
+    from jalm.progress import progress_bar
+
+    shown = progress_bar(conversations, desc="tokenize", unit=" conv", disable=not progress)
+    examples, stats = tokenize(shown, encoder, cfg.seq_len, template, options.train_on_everything)
     return examples, stats.to_dict()
 
 
