@@ -25,11 +25,21 @@ ROOT = Path(__file__).resolve().parents[1]
 WORK = ROOT / "runs" / "bench_clean"
 
 
+_ANNOUNCED = []
+
+
 def require_shared() -> Path:
+    """The shared development data, announced as the first line of output (a fresh clone lacks it)."""
     if not SHARED.exists():
         sys.exit(
             f"benchmark: {SHARED} not found: these benchmarks need the shared development data (../shared/data)"
         )
+    if not _ANNOUNCED:
+        print(
+            f"data: {SHARED} (the shared development data beside the checkout, not bundled in data/)",
+            flush=True,
+        )
+        _ANNOUNCED.append(True)
     return SHARED
 
 
