@@ -19,13 +19,12 @@ from jalm.tokenizer import (
     SPECIAL_TOKENS,
     chars_per_token,
     load_sentencepiece,
-    register,
-    run,
     sample_sentences,
     split_sentences,
     train_tokenizer,
     write_hf_tokenizer_files,
 )
+from jalm.tokenizer.command import register, run
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "data"

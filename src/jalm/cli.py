@@ -1,10 +1,11 @@
-"""The `jalm` command: a thin layer that hands each subcommand to its stage module.
+"""The `jalm` command: a thin layer that hands each subcommand to its stage's command module.
 
-Every stage module defines `register(subparsers)`, which adds its subcommand and sets
-`func=<callable taking the parsed args and returning an exit code>`. Building the parser imports every
-stage module, so they keep torch, transformers and numpy imports inside functions: importing torch alone
-costs about 1.5 CPU-seconds, building the parser without it about 0.1. tests/test_cli.py checks each
-stage module's register() for these imports (and marks the ones that still make them).
+Every stage has a command module, `jalm.<stage>.command`, that defines `register(subparsers)`, which adds
+its subcommand and sets `func=<callable taking the parsed args and returning an exit code>` (its `run`).
+Building the parser imports every command module and the stage package above it, so they keep torch,
+transformers and numpy imports inside functions: importing torch alone costs about 1.5 CPU-seconds,
+building the parser without it about 0.1. tests/test_cli.py checks each command module's register() for
+these imports.
 """
 
 from __future__ import annotations
@@ -19,15 +20,15 @@ from jalm.errors import JalmError
 # Order is the pipeline's order, which is also the order `jalm --help` lists them in.
 STAGE_MODULES = (
     "jalm.corpus.command",
-    "jalm.tokenizer",
-    "jalm.data",
+    "jalm.tokenizer.command",
+    "jalm.data.command",
     "jalm.train.command",
     "jalm.sft.command",
-    "jalm.export",
+    "jalm.export.command",
     "jalm.eval.command",
-    "jalm.generate",
+    "jalm.generate.command",
     "jalm.serve.command",
-    "jalm.demo",
+    "jalm.demo.command",
     "jalm.experiment.command",
 )
 

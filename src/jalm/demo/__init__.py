@@ -9,7 +9,6 @@ instruction-tuned one at runs/demo/sft-model.
 
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 import time
@@ -296,36 +295,3 @@ def _chat(model_dir: Path, messages: list[dict]) -> str:
             pad_token_id=tokenizer.eos_token_id,
         )
     return tokenizer.decode(out[0, len(ids) :], skip_special_tokens=True)
-
-
-def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "demo",
-        help="run every stage on bundled data (a few minutes on a CPU)",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="example: jalm demo --workdir runs/demo",
-    )
-    parser.add_argument("--workdir", default="runs/demo", help="work directory (default runs/demo)")
-    parser.add_argument(
-        "--train-seconds", type=float, default=300.0, help="training time budget (default 300)"
-    )
-    parser.add_argument(
-        "--sft-seconds", type=float, default=60.0, help="instruction-tuning time budget (default 60)"
-    )
-    parser.add_argument("--vocab-size", type=int, default=8000, help="tokenizer vocabulary (default 8000)")
-    parser.add_argument(
-        "--eval-limit", type=int, default=100, help="JSQuAD / AI王 questions evaluated (default 100)"
-    )
-    parser.set_defaults(
-        func=lambda args: (
-            run_demo(
-                args.workdir,
-                args.train_seconds,
-                args.vocab_size,
-                args.eval_limit,
-                sft_seconds=args.sft_seconds,
-            )
-            and 0
-        )
-    )

@@ -13,7 +13,6 @@ The split is by document (a hash of its text), never inside one.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import shutil
@@ -198,34 +197,3 @@ def get_windows(tokens: np.ndarray, indices: np.ndarray, seq_len: int) -> np.nda
     import numpy as np
 
     return np.stack([tokens[i * seq_len : i * seq_len + seq_len + 1] for i in indices]).astype(np.int64)
-
-
-def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "pack",
-        help="tokenize clean documents into memory-mapped token files",
-        description="Tokenize clean JSONL documents (no <s>, </s> after each) into train.bin / val.bin, "
-        "split by document.",
-        epilog="example: jalm pack runs/demo/clean/kept --tokenizer runs/demo/tokenizer --out runs/demo/packed",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("inputs", nargs="+", help="JSONL(.gz/.zst) files or directories of them")
-    parser.add_argument("--tokenizer", required=True, help="directory with spiece.model")
-    parser.add_argument("--out", required=True, help="output directory")
-    parser.add_argument(
-        "--val-fraction", type=float, default=0.01, help="share of documents held out (default 0.01)"
-    )
-    parser.add_argument(
-        "--seq-len", type=int, default=512, help="default training sequence length recorded in meta.json"
-    )
-    parser.set_defaults(func=_run)
-
-
-def _run(args: argparse.Namespace) -> int:
-    meta = pack(args.inputs, args.tokenizer, args.out, args.val_fraction, args.seq_len)
-    print(
-        f"packed {meta['train_documents']:,} train / {meta['val_documents']:,} val documents: "
-        f"{meta['train_tokens']:,} / {meta['val_tokens']:,} tokens "
-        f"({meta['train_chars'] / max(meta['train_tokens'], 1):.2f} chars/token) in {meta['seconds']:.1f}s → {args.out}"
-    )
-    return 0

@@ -1,0 +1,65 @@
+"""`jalm tokenizer train`: the SentencePiece unigram tokenizer and its Hugging Face files (jalm.tokenizer)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from jalm.tokenizer import STATS_FILE, train_tokenizer
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "tokenizer",
+        help="train the SentencePiece tokenizer and write its Hugging Face files",
+        description="Tokenizer stage: SentencePiece unigram with byte fallback, LINE's special ids.",
+    )
+    commands = parser.add_subparsers(dest="tokenizer_command", metavar="SUBCOMMAND", required=True)
+    train = commands.add_parser(
+        "train",
+        help="train a tokenizer on JSONL text",
+        description=(
+            "Train a SentencePiece unigram tokenizer (byte fallback, identity normalisation, ids 0..6 = "
+            "<unk> <s> </s> <pad> <sep> <mask> <cls>, \\n = 7) on the `text` field of JSONL(.gz/.zst) "
+            "files, sampling up to --max-sentences sentences. Writes spiece.model, tokenizer.json, "
+            "tokenizer_config.json, special_tokens_map.json and train_stats.json into --out."
+        ),
+        epilog="example: jalm tokenizer train out/clean/kept --vocab-size 8000 --out out/tokenizer",
+    )
+    train.add_argument("inputs", nargs="+", metavar="INPUT", help="JSONL(.gz/.zst) files or directories")
+    train.add_argument("--out", required=True, type=Path, help="directory to write the tokenizer into")
+    train.add_argument(
+        "--vocab-size", type=int, default=51200, help="pieces in the vocabulary (default 51200)"
+    )
+    train.add_argument(
+        "--max-sentences",
+        type=int,
+        default=2_000_000,
+        help="sentences sampled for training (default 2000000)",
+    )
+    train.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
+    train.add_argument("--threads", type=int, default=None, help="training threads (default: all cores)")
+    train.add_argument("--model-max-length", type=int, default=2048, help="context length (default 2048)")
+    train.add_argument("--quiet", action="store_true", help="no progress output")
+    train.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    out_dir = train_tokenizer(
+        args.inputs,
+        args.out,
+        vocab_size=args.vocab_size,
+        max_sentences=args.max_sentences,
+        seed=args.seed,
+        num_threads=args.threads,
+        progress=not args.quiet,
+        model_max_length=args.model_max_length,
+    )
+    stats = json.loads((out_dir / STATS_FILE).read_text(encoding="utf-8"))
+    print(
+        f"tokenizer: vocab {stats['vocab_size']}, {stats['sentences_used']:,} of {stats['sentences_seen']:,} "
+        f"sentences used, {stats['chars_per_token']:.2f} chars/token on {stats['chars_per_token_sample']:,} "
+        f"sentences, {stats['seconds']:.1f} s → {out_dir}"
+    )
+    return 0
