@@ -158,6 +158,6 @@ def _report(stats: dict) -> str:
         f"tokenized {tok['examples']} conversations ({tok['tokens']} tokens, {tok['trainable_tokens']} learnt); "
         f"truncated {tok['truncated']}, too long {tok['too_long']}"
     )
-    if "base_val_loss" in stats:
+    if stats.get("base_val_loss") is not None:
         lines.append(f"held-out masked loss of the base model: {stats['base_val_loss']:.4f}")
     return "\n".join(lines)

@@ -242,7 +242,8 @@ def _record_base_val_loss(trainer: Trainer, run_dir: Path, stats: dict) -> None:
     if trainer.start_step == 0:
         base_val = trainer.evaluate()
         trainer.log_validation(base_val)
-        stats["base_val_loss"] = base_val["val_loss"]
+        value = base_val["val_loss"]
+        stats["base_val_loss"] = value if math.isfinite(value) else None  # None: no held-out data
     elif (run_dir / STATS_FILE).exists():
         previous = json.loads((run_dir / STATS_FILE).read_text(encoding="utf-8"))
         stats["base_val_loss"] = previous.get("base_val_loss")
