@@ -28,7 +28,8 @@ examples:
 
 defaults for instruction tuning (flags override): lr 2e-5 full / 2e-4 LoRA, 3 epochs, warmup 3 % of the
 steps then cosine to 0, weight decay 0, AdamW β (0.9, 0.95), clip 1.0, seq_len 2048 (capped at the model's
-context), 4 sequences × 8 micro-batches per step per process, LoRA rank 0 (full) / alpha 16 / dropout 0.05."""
+context), 4 sequences × 8 micro-batches per step per process, LoRA rank 0 (full) / alpha 16 / dropout 0
+(peft's dropout keeps a copy of every adapted layer's input: benchmarks/README.md, LoRA vs full memory)."""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -66,7 +67,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--lora-rank", type=int, default=0, help="LoRA rank; 0 (default) fine-tunes every weight"
     )
     parser.add_argument("--lora-alpha", type=float, default=16.0, help="default: 16")
-    parser.add_argument("--lora-dropout", type=float, default=0.05, help="default: 0.05")
+    parser.add_argument("--lora-dropout", type=float, default=0.0, help="default: 0 (it costs activation memory)")
     parser.add_argument(
         "--lora-targets", nargs="+", help="module names (default: every attention and MLP projection)"
     )
