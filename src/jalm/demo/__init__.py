@@ -18,7 +18,7 @@ from pathlib import Path
 from jalm.generate import PROMPT
 from jalm.io import write_atomic
 
-CHAT_QUESTION = "次の文の最初の文を書き出してください。\n吾輩は猫である。名前はまだ無い。"
+CHAT_QUESTION = "「吾輩は猫である」は何文字ですか。"  # a kind of question the bundled instruction set teaches
 STAGES = 8
 
 
@@ -294,4 +294,7 @@ def _chat(model_dir: Path, messages: list[dict]) -> str:
             eos_token_id=tokenizer.eos_token_id,
             pad_token_id=tokenizer.eos_token_id,
         )
-    return tokenizer.decode(out[0, len(ids) :], skip_special_tokens=True)
+    reply = out[0, len(ids) :].tolist()
+    ended = tokenizer.eos_token_id in reply
+    text = tokenizer.decode(reply, skip_special_tokens=True)
+    return text + (" [ended with </s>]" if ended else f" [cut at {len(reply)} tokens: no </s>]")
