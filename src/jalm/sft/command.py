@@ -67,7 +67,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--lora-rank", type=int, default=0, help="LoRA rank; 0 (default) fine-tunes every weight"
     )
     parser.add_argument("--lora-alpha", type=float, default=16.0, help="default: 16")
-    parser.add_argument("--lora-dropout", type=float, default=0.0, help="default: 0 (it costs activation memory)")
+    parser.add_argument(
+        "--lora-dropout", type=float, default=0.0, help="default: 0 (it costs activation memory)"
+    )
     parser.add_argument(
         "--lora-targets", nargs="+", help="module names (default: every attention and MLP projection)"
     )
