@@ -158,8 +158,9 @@ def _report(stats: dict) -> str:
         )
     tok = stats["tokenize"]
     lines.append(
-        f"tokenized {tok['examples']} conversations ({tok['tokens']} tokens, {tok['trainable_tokens']} learnt); "
-        f"truncated {tok['truncated']}, too long {tok['too_long']}"
+        f"tokenized {tok['conversations']} training conversations: {tok['examples']} kept ({tok['tokens']} tokens, "
+        f"{tok['trainable_tokens']} learnt), {tok['truncated']} of them truncated to whole turns; "
+        f"{tok['too_long']} set aside as too long"
     )
     if stats.get("base_val_loss") is not None:
         lines.append(f"held-out masked loss of the base model: {stats['base_val_loss']:.4f}")
