@@ -19,6 +19,14 @@ SWITCH_HELP = {
     "activation_checkpointing": "recompute each block's activations in the backward pass (big presets)",
     "tensorboard": "also log to OUT/tensorboard",
 }
+# Settings whose help says more than their default.
+FLAG_HELP = {
+    "trackers": "also log metrics to experiment trackers, comma-separated: tensorboard, wandb, mlflow "
+    "(W&B offline in OUT/wandb unless WANDB_MODE is set; MLflow to a file store in OUT/mlflow)",
+    "tracker_project": "W&B project / MLflow experiment (default: jalm)",
+    "tracker_run_name": "the trackers' run name (default: the run directory's name)",
+    "mlflow_tracking_uri": "MLflow tracking URI (default: MLFLOW_TRACKING_URI, else file:OUT/mlflow)",
+}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -63,7 +71,8 @@ def add_config_flags(parser: argparse.ArgumentParser, defaults: dict | None = No
         else:
             kind = {"int": int, "float": float, "str": str}.get(str(f.type).split(" ")[0], float)
             default = defaults.get(f.name, f.default)
-            parser.add_argument(flag, type=kind, default=None, help=f"default: {default}")
+            text = FLAG_HELP.get(f.name, f"default: {default}")
+            parser.add_argument(flag, type=kind, default=None, help=text)
 
 
 def config_overrides(args: argparse.Namespace) -> dict:

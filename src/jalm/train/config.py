@@ -43,7 +43,12 @@ class TrainConfig:
     # Continued pretraining: start from the weights of a Hugging Face directory of the preset's shape
     # (GPT-2 or GPT-NeoX layout), e.g. a published LINE model on disk.
     init_from: str | None = None
-    tensorboard: bool = False
+    tensorboard: bool = False  # the same as trackers="tensorboard"
+    # Experiment trackers, comma-separated: tensorboard, wandb, mlflow (W&B and MLflow are extras).
+    trackers: str = ""
+    tracker_project: str | None = None  # W&B project / MLflow experiment (default: jalm)
+    tracker_run_name: str | None = None  # default: the run directory's name
+    mlflow_tracking_uri: str | None = None  # default: MLFLOW_TRACKING_URI, else a file store in OUT/mlflow
     seed: int = 0
     dtype: str = "auto"  # auto | float32 | bfloat16 (autocast)
     compile: bool = False
@@ -83,6 +88,9 @@ class TrainConfig:
             raise JalmError(f"unknown dtype {self.dtype!r}; choose auto, float32 or bfloat16")
         if self.spike_action not in ("skip", "rollback", "off"):
             raise JalmError(f"unknown spike_action {self.spike_action!r}; choose skip, rollback or off")
+        from jalm.train.trackers import check_installed, tracker_names
+
+        check_installed(tracker_names(self.trackers, self.tensorboard))
         for name in ("seq_len", "micro_batch_size", "grad_accum", "max_steps"):
             if getattr(self, name) < 1:
                 raise JalmError(f"{name} must be at least 1, got {getattr(self, name)}")

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 from jalm.io import write_atomic
 
 
 class MetricsLog:
-    """Append-only JSONL log. On resume, lines past the checkpoint's step are dropped (they will be redone)."""
+    """Append-only JSONL log. On resume, lines past the checkpoint's step are dropped (they will be redone).
+
+    Every record also goes to the `trackers` (train/trackers.py); a tracker that can skip the steps it
+    already has is first given the records kept from earlier processes, so it catches up.
+    """
 
     def __init__(
         self,
@@ -17,37 +22,33 @@ class MetricsLog:
         enabled: bool = True,
         truncate_after_step: int | None = None,
         tensorboard_dir: Path | None = None,
+        trackers: Sequence = (),
     ):
-        self.path, self.enabled, self.writer = Path(path), enabled, None
+        self.path, self.enabled = Path(path), enabled
+        self.trackers = list(trackers) if enabled else []
+        kept: list[dict] = []
         if enabled and truncate_after_step is not None and self.path.exists():
-            keep = [line for line in read_metrics(self.path) if line.get("step", 0) <= truncate_after_step]
-            write_atomic(self.path, "".join(json.dumps(r) + "\n" for r in keep))
+            kept = [line for line in read_metrics(self.path) if line.get("step", 0) <= truncate_after_step]
+            write_atomic(self.path, "".join(json.dumps(r) + "\n" for r in kept))
         if enabled and tensorboard_dir is not None:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-            except ImportError:
-                from jalm.errors import JalmError
+            from jalm.train.trackers import TensorBoardTracker
 
-                raise JalmError(
-                    "--tensorboard needs the tensorboard package: pip install 'jalm[tensorboard]'"
-                ) from None
-            self.writer = SummaryWriter(str(tensorboard_dir), purge_step=truncate_after_step or None)
+            self.trackers.insert(0, TensorBoardTracker(tensorboard_dir, truncate_after_step))
+        for tracker in self.trackers:
+            tracker.catch_up(kept)
 
     def write(self, record: dict) -> None:
         if not self.enabled:
             return
         with open(self.path, "a", encoding="utf-8") as handle:
             handle.write(json.dumps(record) + "\n")
-        if self.writer is not None:
-            prefix = f"event/{record['event']}/" if "event" in record else ""
-            for key, value in record.items():
-                if key != "step" and isinstance(value, (int, float)):
-                    self.writer.add_scalar(prefix + key, value, record["step"])
-            self.writer.flush()
+        for tracker in self.trackers:
+            tracker.log(record)
 
     def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
+        for tracker in self.trackers:
+            tracker.close()
+        self.trackers = []
 
 
 def read_metrics(path: Path) -> list[dict]:

@@ -34,6 +34,7 @@ from jalm.train.guard import SpikeGuard
 from jalm.train.metrics import MetricsLog, plot_loss
 from jalm.train.optim import build_optimizer
 from jalm.train.schedule import lr_at
+from jalm.train.trackers import open_trackers
 
 RUN_CONFIG = "run.json"
 
@@ -140,13 +141,15 @@ class Trainer:
         if latest is not None:
             self._resume(latest)
         self.budget.start_step = self.start_step
+        trackers = []
         if env.is_main:
-            self._write_run_info()
+            info = self._write_run_info()
+            trackers = open_trackers(cfg, self.run_dir, self.start_step, info)
         self.log = MetricsLog(
             self.run_dir / "metrics.jsonl",
             enabled=env.is_main,
             truncate_after_step=self.start_step,
-            tensorboard_dir=self.run_dir / "tensorboard" if cfg.tensorboard else None,
+            trackers=trackers,
         )
 
     def _resume(self, latest: Path) -> None:
@@ -161,7 +164,7 @@ class Trainer:
         self.budget.load_state(state.get("budget", {}))
         self.guard.load_state(state.get("guard", {}))
 
-    def _write_run_info(self) -> None:
+    def _write_run_info(self) -> dict:
         info = {
             **self.task.run_info,
             "world_size": self.env.world_size,
@@ -173,6 +176,7 @@ class Trainer:
         }
         text = json.dumps(info, indent=2, ensure_ascii=False)
         write_atomic(self.run_dir / RUN_CONFIG, text)
+        return info
 
     # --- one optimizer step -------------------------------------------------------------------------
 
