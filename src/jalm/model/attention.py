@@ -5,6 +5,11 @@ one (220 vs 207 ms forward + backward at 16 × 8 heads × 511 × 32: benchmarks/
 matmuls around it are 2.3x faster in bf16. So under bf16 autocast only the attention kernel runs in
 float32: a few per cent more tokens/s (attention is ~40 % of a `tiny` step), and more exact.
 
+Known gap (found while measuring saved tensors for `jalm train --plan`): CPU autocast lists
+`scaled_dot_product_attention` among its bf16 ops and casts the float32 inputs back, so under autocast this
+path still computes attention in bf16. Every published figure was measured with that behaviour; running the
+kernel with autocast disabled is the fix, to be made together with re-measuring those figures.
+
 It is transformers' own SDPA path with a cast around it, registered under its own name through
 transformers' attention and mask interfaces, so the causal mask is still skipped in favour of
 `is_causal` and nothing is materialised. Exports never carry the name: it is set on the training model.

@@ -51,6 +51,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--threads", type=int, help="torch CPU threads (1 is often faster on a CPU other jobs also use)"
     )
+    plan = parser.add_argument_group(
+        "the plan (`--plan`: print it and stop; a run checks it before allocating)"
+    )
+    plan.add_argument(
+        "--plan", action="store_true", help="print parameters, memory per device, tokens, time; stop"
+    )
+    plan.add_argument("--gpus", type=int, help="processes (GPUs) to plan for (default: WORLD_SIZE, else 1)")
+    plan.add_argument("--gpu", help="GPU to plan for: H200, H100, A100, A100-40GB, L4, A10, or NAME:GIB")
+    plan.add_argument(
+        "--mfu", type=float, default=0.4, help="model FLOPs utilisation for the time (default: 0.4)"
+    )
     add_config_flags(parser)
     parser.set_defaults(func=run)
 
@@ -92,11 +103,20 @@ def run(args: argparse.Namespace) -> int:
     from jalm.errors import JalmError
     from jalm.train.config import default_config
     from jalm.train.loop import train
+    from jalm.train.plan import check_fits, plan_for_run
 
     overrides = config_overrides(args)
-    if not Path(args.data).is_dir():
+    if not args.plan and not Path(args.data).is_dir():
         raise JalmError(f"{args.data}: no such directory; run `jalm pack` first")
     cfg = default_config(args.preset, **overrides)
+    # --gpus and --gpu only plan; a run checks itself against this machine's device and WORLD_SIZE.
+    gpus, gpu = (args.gpus, args.gpu) if args.plan else (None, None)
+    plan = plan_for_run(cfg, args.data, args.device, args.parallel, gpus, gpu, args.mfu)
+    if args.plan:
+        print(plan.describe())
+    check_fits(plan)  # a run that clearly cannot fit stops here, before anything is allocated
+    if args.plan:
+        return 0
     if args.threads:
         import torch
 

@@ -214,17 +214,6 @@ def mfu(
 
 
 def _device_peak_flops() -> float:
-    name = torch.cuda.get_device_name() if torch.cuda.is_available() else ""
-    # Dense bf16 peaks from the data sheets; the PCIe H100 runs at lower clocks than the SXM part.
-    peaks = (
-        ("H200", 989e12),
-        ("H100 PCIe", 756e12),
-        ("H100", 989e12),
-        ("A100", 312e12),
-        ("L4", 121e12),
-        ("A10", 125e12),
-    )
-    for key, flops in peaks:
-        if key in name:
-            return flops
-    return 0.0
+    from jalm.train.plan import peak_flops  # the table `jalm train --plan` also uses
+
+    return peak_flops(torch.cuda.get_device_name() if torch.cuda.is_available() else "")
