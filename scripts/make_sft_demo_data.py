@@ -307,11 +307,10 @@ def build(works: list[Work], count: int = CONVERSATIONS, seed: int = SEED) -> li
 
 def write(path: Path, records: list[dict]) -> None:
     """JSONL compressed with zstd at a fixed level, written atomically; same records, same bytes."""
+    from jalm.io import write_atomic
+
     data = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records).encode("utf-8")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(".tmp-" + path.name)
-    tmp.write_bytes(zstandard.ZstdCompressor(level=19).compress(data))
-    tmp.replace(path)
+    write_atomic(path, zstandard.ZstdCompressor(level=19).compress(data))
 
 
 def summary(records: list[dict]) -> dict[str, int]:

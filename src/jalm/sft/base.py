@@ -63,17 +63,9 @@ def load_base(base: dict, device: torch.device) -> torch.nn.Module:
         model = build_model(hf_config(get_preset(base["preset"]), state["vocab_size"]), device)
         ckpt.load_checkpoint(Path(base["checkpoint"]), model, None)
         return model
-    from transformers import AutoModelForCausalLM
+    from jalm.hf import load_model
 
-    try:
-        model = AutoModelForCausalLM.from_pretrained(
-            base["path"], dtype=torch.float32, attn_implementation="sdpa"
-        )
-    except (OSError, ValueError) as error:
-        raise JalmError(
-            f"{base['path']}: model cannot be loaded ({str(error).splitlines()[0][:200]})"
-        ) from None
-    return model.to(device)
+    return load_model(base["path"], device=str(device), dtype="float32").train()
 
 
 def add_lora(model: torch.nn.Module, rank: int, alpha: float, dropout: float, targets: list[str] | None):

@@ -18,7 +18,6 @@ checkpoint needs to resume exactly.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,9 +53,9 @@ def load_encoder(tokenizer_dir: str | Path) -> Encoder:
     tokenizer stage), otherwise the directory's Hugging Face tokenizer."""
     path = Path(tokenizer_dir)
     if (path / "spiece.model").exists():
-        import sentencepiece as spm
+        from jalm.tokenizer import load_sentencepiece
 
-        sp = spm.SentencePieceProcessor(model_file=str(path / "spiece.model"))
+        sp = load_sentencepiece(path)
         if sp.eos_id() < 0:
             raise JalmError(f"{path / 'spiece.model'}: the tokenizer has no end-of-sequence piece")
         return Encoder(
@@ -159,10 +158,12 @@ def tokenize(
 
 
 def is_validation(conversation, fraction: float) -> bool:
-    """Deterministic split by content, independent of file order (as `jalm pack` splits documents)."""
+    """Deterministic split by content, independent of file order: `jalm pack`'s split of documents,
+    applied to the conversation's roles and contents."""
+    from jalm.data import is_validation as is_validation_text
+
     text = "\x1e".join(f"{m['role']}\x1f{m['content']}" for m in conversation.messages)
-    digest = hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest()
-    return int.from_bytes(digest, "little") / 2**64 < fraction
+    return is_validation_text(text, fraction)
 
 
 # --- order and batches -------------------------------------------------------------------------------

@@ -44,6 +44,9 @@ def export_sft(
     ckpt.load_checkpoint(source, model, None, frozen=lora is not None)
     model.eval()
     out.mkdir(parents=True, exist_ok=True)
+    probe = _probe_ids(model)
+    with torch.no_grad():
+        reference = model(input_ids=probe).logits  # the run's model, adapters unmerged
     if adapter_only:
         model.save_pretrained(out, safe_serialization=True)
         merged = None
@@ -76,7 +79,7 @@ def export_sft(
     text = json.dumps(provenance, indent=2, ensure_ascii=False) + "\n"
     write_atomic(out / "jalm.json", text)
     if merged is not None:
-        verify_export(run, source, out, seed)
+        verify_export(out, probe, reference)
     return out
 
 
@@ -110,22 +113,19 @@ def write_chat_tokenizer(tokenizer_dir: Path, out: Path, template: str, model=No
     write_atomic(path, json.dumps(config, ensure_ascii=False, indent=2) + "\n")
 
 
-def verify_export(run: dict, source: Path, out: Path, seed: int) -> float:
-    """Rebuild the run's model (adapters unmerged), reload the export with transformers' Auto class, and
-    demand the same logits (float32, atol 1e-5); returns the largest difference."""
+def _probe_ids(model) -> torch.Tensor:
+    vocab = model.config.vocab_size
+    return torch.arange(3, 3 + min(48, vocab - 3)).unsqueeze(0)
+
+
+def verify_export(out: Path, probe: torch.Tensor, reference: torch.Tensor) -> float:
+    """Reload the export with transformers' Auto class and demand the run's logits (adapters unmerged,
+    taken before the merge) within 1e-5 in float32; returns the largest difference."""
     from transformers import AutoModelForCausalLM
 
-    from jalm.sft import base as sft_base
-    from jalm.train import checkpoint as ckpt
-
-    lora = run.get("lora")
-    reference = sft_base.build_model(run["base"], lora, torch.device("cpu"), seed)
-    ckpt.load_checkpoint(source, reference, None, frozen=lora is not None)
-    reference.eval()
     exported = AutoModelForCausalLM.from_pretrained(out, dtype=torch.float32).eval()
-    ids = torch.arange(3, 3 + min(48, exported.config.vocab_size - 3)).unsqueeze(0)
     with torch.no_grad():
-        diff = (reference(input_ids=ids).logits - exported(input_ids=ids).logits).abs().max().item()
+        diff = (reference - exported(input_ids=probe).logits).abs().max().item()
     if diff > 1e-5:
         raise JalmError(f"{out}: exported model does not reproduce the run's logits (max diff {diff:.2e})")
     return diff

@@ -43,14 +43,19 @@ STATS_FILE = "sft_stats.json"
 __all__ = ["STATS_FILE", "SftOptions", "sft", "sft_config", "masked_loss", "evaluate_masked_loss"]
 
 
-def masked_loss(model, input_ids, labels, attention_mask=None, position_ids=None):
-    """Mean cross-entropy over the learnt tokens of a micro-batch (labels IGNORE elsewhere)."""
+def masked_ce_sum(model, input_ids, labels, attention_mask=None, position_ids=None) -> torch.Tensor:
+    """Summed cross-entropy over the learnt tokens of a micro-batch (labels IGNORE elsewhere)."""
     logits = model(
         input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, use_cache=False
     ).logits
-    total = F.cross_entropy(
+    return F.cross_entropy(
         logits.float().view(-1, logits.size(-1)), labels.view(-1), ignore_index=IGNORE, reduction="sum"
     )
+
+
+def masked_loss(model, input_ids, labels, attention_mask=None, position_ids=None):
+    """Mean cross-entropy over the learnt tokens of a micro-batch: (loss to optimise, loss to log)."""
+    total = masked_ce_sum(model, input_ids, labels, attention_mask, position_ids)
     mean = total / (labels != IGNORE).sum().clamp(min=1)
     return mean, mean
 
@@ -67,14 +72,8 @@ def evaluate_masked_loss(model, examples: list[Example], micro: int, pad_id: int
         arrays = collate_padded(examples, order[start : start + micro], pad_id)
         batch = {k: torch.from_numpy(v).to(device) for k, v in arrays.items()}
         with autocast():
-            logits = model(
-                input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False
-            ).logits
-        labels = batch["labels"]
-        total += F.cross_entropy(
-            logits.float().view(-1, logits.size(-1)), labels.view(-1), ignore_index=IGNORE, reduction="sum"
-        ).item()
-        count += int((labels != IGNORE).sum())
+            total += masked_ce_sum(model, **batch).item()
+        count += int((batch["labels"] != IGNORE).sum())
     model.train()
     return total / max(count, 1)
 
