@@ -16,6 +16,7 @@ import argparse
 import json
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -37,14 +38,21 @@ def main() -> int:
 
     import torch
 
-    from jalm.train import train
-    from jalm.train.config import default_config
-    from jalm.train.metrics import read_metrics
-
     if args.device == "cuda" and not torch.cuda.is_available():
         print("no CUDA device: this benchmark needs a GPU", file=sys.stderr)
         return 1
-    work = Path(tempfile.mkdtemp())
+    with tempfile.TemporaryDirectory(prefix="gpu-mfu-") as work:  # the final checkpoint is tens of GB
+        return run(args, Path(work))
+
+
+def run(args, work: Path) -> int:
+    import torch
+
+    from jalm.train import train
+    from jalm.train.config import default_config
+    from jalm.train.metrics import read_metrics
+    from jalm.train.plan import plan_for_run
+
     packed = work / "packed"
     (packed / "tokenizer").mkdir(parents=True)
     tokens = np.random.default_rng(0).integers(
@@ -80,6 +88,13 @@ def main() -> int:
     if args.device == "cuda":
         result["mfu"] = round(sum(r["mfu"] for r in records) / len(records), 4)
         result["peak_memory_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 1)
+        result["reserved_memory_gib"] = round(torch.cuda.max_memory_reserved() / 2**30, 1)
+        # `jalm train --plan`'s estimate for the same run, without its assumed CUDA-context line (which
+        # max_memory_allocated does not count either)
+        plan = plan_for_run(cfg, packed, device="cuda", processes=1)
+        result["plan_estimate_gib"] = round((plan.peak_bytes - plan.memory["runtime"][0]) / 2**30, 1)
+        result["date"] = time.strftime("%Y-%m-%d")
+        result["torch"] = torch.__version__
     print(json.dumps(result))
     return 0
 
