@@ -2,7 +2,8 @@
 
 A job function is called as `function(job, report)`: `job` is a picklable description of the work
 (a dataclass such as shardjob.FilterJob), `report(documents, bytes)` tells the parent how much the
-job has done since its last call. Workers take whole shards: the pool hands out the small job
+job has done since its last call (a caller that passes its own `progress` may take other counts:
+`jalm pack` reports documents, bytes and tokens). Workers take whole shards: the pool hands out the small job
 descriptions, and each worker reads its own files, so no process feeds documents to the others.
 Reports come back through a queue, which is all the parent does while workers run; a Ray task's
 counts come with its result instead.
@@ -21,7 +22,7 @@ from jalm.errors import JalmError
 
 EXECUTORS = ("local", "ray")
 
-Report = Callable[[int, int], None]  # report(documents, bytes) done since the last call
+Report = Callable[..., None]  # report(documents, bytes) done since the last call
 JobFunction = Callable[[Any, Report], Any]
 
 
@@ -74,12 +75,14 @@ class Executor:
         jobs: Sequence[Any],
         bar: Any = None,
         on_done: Callable[[Any], None] | None = None,
+        progress: Any = None,
     ) -> list[Any]:
         """Run `function(job, report)` for every job; results in job order. `bar` counts documents;
-        `on_done(result)` is called as each job finishes."""
+        `on_done(result)` is called as each job finishes. `progress`, instead of `bar`: an object whose
+        `add(*counts)` takes the jobs' reports and whose `counts_of(result)` a Ray task's counts."""
         if not jobs:
             return []
-        progress = _Progress(bar)
+        progress = _Progress(bar) if progress is None else progress
         if self.kind == "ray":
             return _run_ray(function, jobs, self.workers, progress, on_done)
         if self.workers <= 1:
@@ -111,8 +114,8 @@ def _init_worker(progress_queue: Any) -> None:
     _worker_queue = progress_queue
 
 
-def _report_to_parent(docs: int, n_bytes: int) -> None:
-    _worker_queue.put((docs, n_bytes))
+def _report_to_parent(*counts: int) -> None:
+    _worker_queue.put(counts)
 
 
 def _call_in_worker(function: JobFunction, job: Any) -> Any:
@@ -162,7 +165,7 @@ def _run_ray(function, jobs, workers, progress, on_done) -> list[Any]:
         for ref in done:
             i = refs[ref]
             results[i] = ray.get(ref)
-            progress.add(*_counts(results[i]))
+            progress.add(*getattr(progress, "counts_of", _counts)(results[i]))
             if on_done:
                 on_done(results[i])
     return [results[i] for i in range(len(jobs))]

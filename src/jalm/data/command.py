@@ -1,19 +1,23 @@
-"""`jalm pack`: clean documents → memory-mapped train/val token streams (format in jalm.data)."""
+"""`jalm pack`: clean documents → memory-mapped token shards (format in jalm.data), by shard jobs."""
 
 from __future__ import annotations
 
 import argparse
 
-from jalm.data import pack
+EPILOG = """examples:
+  jalm pack runs/demo/clean/kept --tokenizer runs/demo/tokenizer --out runs/demo/packed
+  jalm pack clean/c4/kept --tokenizer tok --out packed/c4 --workers 8
+  RAY_ADDRESS=auto jalm pack clean/crawl/kept --tokenizer tok --out packed/crawl --executor ray
+Rerunning the same command resumes: shards already packed are kept, the others are (re)done."""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "pack",
-        help="tokenize clean documents into memory-mapped token files",
-        description="Tokenize clean JSONL documents (no <s>, </s> after each) into train.bin / val.bin, "
-        "split by document.",
-        epilog="example: jalm pack runs/demo/clean/kept --tokenizer runs/demo/tokenizer --out runs/demo/packed",
+        help="tokenize clean documents into memory-mapped token shards",
+        description="Tokenize clean JSONL documents (no <s>, </s> after each) into token shards, one per "
+        "input shard (or byte range of a big plain file), split into train and validation by document.",
+        epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("inputs", nargs="+", help="JSONL(.gz/.zst) files or directories of them")
@@ -25,14 +29,62 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--seq-len", type=int, default=512, help="default training sequence length recorded in meta.json"
     )
+    parser.add_argument(
+        "--workers", type=int, default=1, metavar="N", help="processes, each taking whole shards"
+    )
+    parser.add_argument(
+        "--executor",
+        choices=("local", "ray"),
+        default="local",
+        help="local processes, or Ray (joins RAY_ADDRESS if set, else starts a local Ray with N CPUs)",
+    )
+    parser.add_argument(
+        "--shard-mb",
+        type=float,
+        default=256,
+        help="cut plain .jsonl files bigger than this into byte ranges of this size (default 256)",
+    )
+    parser.add_argument(
+        "--max-doc-tokens",
+        type=int,
+        default=1_000_000,
+        help="set aside (and count) longer documents; 0: no limit (default 1,000,000)",
+    )
+    parser.add_argument("--text-field", default="text", help="the JSON field holding the text")
+    parser.add_argument(
+        "--overwrite", action="store_true", help="delete an earlier pack in OUT first instead of resuming it"
+    )
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    meta = pack(args.inputs, args.tokenizer, args.out, args.val_fraction, args.seq_len)
+    import shutil
+    from pathlib import Path
+
+    from jalm.data.packing import META_FILE, pack
+    from jalm.data.tokens import SHARDS_DIR
+
+    if args.overwrite:
+        shutil.rmtree(Path(args.out) / SHARDS_DIR, ignore_errors=True)
+        (Path(args.out) / META_FILE).unlink(missing_ok=True)
+    meta = pack(
+        args.inputs,
+        args.tokenizer,
+        args.out,
+        args.val_fraction,
+        args.seq_len,
+        workers=args.workers,
+        executor=args.executor,
+        shard_bytes=max(1, int(args.shard_mb * 2**20)),
+        max_doc_tokens=args.max_doc_tokens,
+        text_field=args.text_field,
+    )
+    skipped = meta["skipped"]
     print(
         f"packed {meta['train_documents']:,} train / {meta['val_documents']:,} val documents: "
         f"{meta['train_tokens']:,} / {meta['val_tokens']:,} tokens "
-        f"({meta['train_chars'] / max(meta['train_tokens'], 1):.2f} chars/token) in {meta['seconds']:.1f}s → {args.out}"
+        f"({meta['train_chars'] / max(meta['train_tokens'], 1):.2f} chars/token) in {len(meta['shards'])} shards "
+        f"({meta['resumed_shards']} from an earlier run), {meta['seconds']:.1f}s → {args.out}; set aside: "
+        f"{skipped['empty']:,} empty, {skipped['too_long']:,} over {meta['max_doc_tokens']:,} tokens"
     )
     return 0

@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-from pathlib import Path
 
 EXAMPLE = """examples:
   jalm train --preset tiny --data runs/demo/packed --out runs/demo/train --max-steps 500 --compile
+  jalm train --preset 1.7b --data c4=packed/c4:0.4 cc100=packed/cc100:0.3 crawl=packed/crawl:0.3 --out runs/mix
   torchrun --nproc_per_node=8 --no-python jalm train --preset 1.7b --data packed --out runs/1.7b
 Rerunning the same command resumes from the run directory's latest checkpoint."""
 
@@ -40,7 +40,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--preset", required=True, help=", ".join(PRESETS))
-    parser.add_argument("--data", required=True, help="packed directory from `jalm pack`")
+    parser.add_argument(
+        "--data",
+        required=True,
+        nargs="+",
+        metavar="[NAME=]DIR[:WEIGHT]",
+        help="packed directory from `jalm pack`, or several with weights to mix (windows are drawn in "
+        "proportion to the weights; a weight above a source's share of the tokens repeats it), or a "
+        'mixture file MIX.json: {"NAME": {"path": DIR, "weight": W}, ...}',
+    )
     parser.add_argument("--out", required=True, help="run directory (checkpoints, metrics.jsonl, loss.png)")
     parser.add_argument("--config", help="JSON file of training settings (flags override it)")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
@@ -100,18 +108,21 @@ def config_overrides(args: argparse.Namespace) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
+    from jalm.data import parse_sources
     from jalm.errors import JalmError
     from jalm.train.config import default_config
     from jalm.train.loop import train
     from jalm.train.plan import check_fits, plan_for_run
 
     overrides = config_overrides(args)
-    if not args.plan and not Path(args.data).is_dir():
-        raise JalmError(f"{args.data}: no such directory; run `jalm pack` first")
+    data = parse_sources(args.data)
+    for source in data if not args.plan else []:
+        if not source.path.is_dir():
+            raise JalmError(f"{source.path}: no such directory; run `jalm pack` first")
     cfg = default_config(args.preset, **overrides)
     # --gpus and --gpu only plan; a run checks itself against this machine's device and WORLD_SIZE.
     gpus, gpu = (args.gpus, args.gpu) if args.plan else (None, None)
-    plan = plan_for_run(cfg, args.data, args.device, args.parallel, gpus, gpu, args.mfu)
+    plan = plan_for_run(cfg, data, args.device, args.parallel, gpus, gpu, args.mfu)
     if args.plan:
         print(plan.describe())
     check_fits(plan)  # a run that clearly cannot fit stops here, before anything is allocated
@@ -122,7 +133,7 @@ def run(args: argparse.Namespace) -> int:
 
         torch.set_num_threads(args.threads)
     summary = train(
-        cfg, args.data, args.out, device=args.device, parallel=args.parallel, progress=not args.no_progress
+        cfg, data, args.out, device=args.device, parallel=args.parallel, progress=not args.no_progress
     )
     if summary:
         print(json.dumps(summary))

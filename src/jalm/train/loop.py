@@ -5,6 +5,10 @@ directory), then hands the Trainer (`train/trainer.py`) a task: windows of `seq_
 next-token loss and the validation loss. Each optimizer step consumes `micro_batch_size × grad_accum ×
 world_size` windows (grad_accum may follow from `global_batch_tokens`, so one command keeps its global
 batch at any world size) from a deterministic sampler whose position is saved with the checkpoint.
+
+The data is one packed directory or a weighted mixture of several (`jalm.data.mixture`): windows are
+drawn from the sources in proportion to their weights (`jalm.data.sampler.MixtureSampler`); the log
+records tokens and epochs per source, and each evaluation the validation loss per source.
 """
 
 from __future__ import annotations
@@ -19,7 +23,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from jalm.data import SequenceSampler, get_windows, load_tokens, num_windows, read_meta
+from jalm.data import get_windows, num_windows
+from jalm.data.mixture import Dataset, Source, open_datasets, parse_sources
+from jalm.data.sampler import MixtureSampler
 from jalm.errors import JalmError
 from jalm.model import build_model, count_parameters, get_preset, hf_config, init_weights
 from jalm.train import distributed as distrib
@@ -58,20 +64,24 @@ def forward_loss(model, batch: torch.Tensor, z_loss: float) -> tuple[torch.Tenso
     return cross_entropy(logits, batch[:, 1:], z_loss)
 
 
+def eval_windows(windows: int, count: int) -> np.ndarray:
+    """`count` validation windows spread evenly over all `windows` (all of them if there are fewer), so a
+    sharded validation set is sampled across its shards, not only from the first one."""
+    if windows <= count:
+        return np.arange(windows)
+    return np.linspace(0, windows - 1, count).round().astype(np.int64)
+
+
 @torch.no_grad()
-def evaluate_loss(
-    model, tokens: np.ndarray, seq_len: int, batches: int, micro: int, device, autocast
-) -> float:
-    """Mean next-token loss over the first `batches` × `micro` validation windows."""
+def evaluate_loss(model, tokens, seq_len: int, batches: int, micro: int, device, autocast) -> float:
+    """Mean next-token loss over `batches` × `micro` validation windows spread over the split."""
     total, count = 0.0, 0
-    windows = num_windows(tokens, seq_len)
-    if windows == 0:
+    chosen = eval_windows(num_windows(tokens, seq_len), batches * micro)
+    if len(chosen) == 0:
         return float("nan")
     model.eval()
-    for b in range(batches):
-        idx = np.arange(b * micro, min((b + 1) * micro, windows))
-        if len(idx) == 0:
-            break
+    for b in range(0, len(chosen), micro):
+        idx = chosen[b : b + micro]
         batch = torch.from_numpy(get_windows(tokens, idx, seq_len)).to(device)
         with autocast():
             logits = model(input_ids=batch[:, :-1]).logits
@@ -87,8 +97,8 @@ def evaluate_loss(
 class WindowSource:
     """Optimizer steps of `micro × grad_accum × processes` windows from the seeded, resumable sampler."""
 
-    tokens: np.ndarray
-    sampler: SequenceSampler
+    datasets: list[Dataset]
+    sampler: MixtureSampler
     seq_len: int
     micro_batch_size: int
     grad_accum: int
@@ -104,40 +114,88 @@ class WindowSource:
 
     def next_step(self) -> tuple[list[MicroBatch], int]:
         per_step = self.micro_batch_size * self.grad_accum * self.env.world_size
-        mine = self.sampler.take(per_step)[self.env.rank :: self.env.world_size]
+        sources, windows = self.sampler.take(per_step)
+        sources = sources[self.env.rank :: self.env.world_size]
+        windows = windows[self.env.rank :: self.env.world_size]
         micros = []
         for micro in range(self.grad_accum):
-            idx = mine[micro * self.micro_batch_size : (micro + 1) * self.micro_batch_size]
-            batch = torch.from_numpy(get_windows(self.tokens, idx, self.seq_len))
+            rows = slice(micro * self.micro_batch_size, (micro + 1) * self.micro_batch_size)
+            idx = windows[rows]
+            batch = torch.from_numpy(self.windows_of(sources[rows], idx))
             batch = batch.to(self.env.device, non_blocking=True)
             micros.append(MicroBatch({"batch": batch}, self.grad_accum, len(idx) * self.seq_len))
         return micros, per_step * self.seq_len
 
+    def windows_of(self, sources: np.ndarray, windows: np.ndarray) -> np.ndarray:
+        """The rows of a micro-batch, each from its own source, in draw order."""
+        if len(self.datasets) == 1:
+            return get_windows(self.datasets[0].train, windows, self.seq_len)
+        return np.concatenate(
+            [get_windows(self.datasets[s].train, [w], self.seq_len) for s, w in zip(sources, windows)]
+        )
+
+    def per_source(self) -> dict[str, float]:
+        """Tokens drawn and epochs (passes over its windows) per source so far, for metrics.jsonl."""
+        drawn, epochs = self.sampler.drawn(), self.sampler.epochs()
+        record: dict[str, float] = {}
+        for d, n, e in zip(self.datasets, drawn, epochs):
+            record[f"tokens/{d.source.name}"] = int(n) * self.seq_len
+            record[f"epochs/{d.source.name}"] = round(e, 6)
+        return record
+
+
+def describe_sources(
+    datasets: list[Dataset], sampler: MixtureSampler, seq_len: int, windows_total: int
+) -> list[dict]:
+    """What run.json records per source: where, the weight and share, the tokens, and the epochs that
+    `windows_total` draws (the planned run) make of it."""
+    planned = MixtureSampler(sampler.windows, [float(c) for c in sampler.counts], sampler.seed)
+    epochs = planned.epochs(windows_total)
+    total_tokens = sum(len(d.train) for d in datasets)
+    return [
+        {
+            "name": d.source.name,
+            "path": str(d.source.path),
+            "weight": d.source.weight,
+            "share_of_draws": share,
+            "share_of_tokens": round(len(d.train) / max(total_tokens, 1), 6),
+            "train_tokens": len(d.train),
+            "windows": n,
+            "planned_epochs": round(e, 4),
+        }
+        for d, share, n, e in zip(datasets, sampler.shares, sampler.windows, epochs)
+    ]
+
 
 def train(
     cfg: TrainConfig,
-    data_dir: str | Path,
+    data: str | Path | Source | list,
     run_dir: str | Path,
     device: str = "auto",
     parallel: str = "auto",
     progress: bool = True,
 ) -> dict:
-    """Train (or resume) a run; returns a summary dict. Rerunning with the same run_dir resumes."""
+    """Train (or resume) a run; returns a summary dict. Rerunning with the same run_dir resumes.
+
+    `data`: a packed directory, or several sources (`NAME=DIR:WEIGHT` strings or `Source`s) to mix."""
     cfg.validate()
-    data_dir, run_dir = Path(data_dir), Path(run_dir)
+    run_dir = Path(run_dir)
+    datasets = open_datasets(parse_sources(data))
     env = distrib.setup(device)
     grad_accum = grad_accum_for(cfg, env.world_size)
-    meta = read_meta(data_dir)
+    meta = datasets[0].meta
     preset = get_preset(cfg.preset)
     if cfg.seq_len > preset.max_positions:
         raise JalmError(
             f"seq_len {cfg.seq_len} exceeds preset {preset.name!r}'s {preset.max_positions} positions"
         )
-    tokens = load_tokens(data_dir, "train")
-    val_tokens = load_tokens(data_dir, "val")
-    sampler = SequenceSampler(num_windows(tokens, cfg.seq_len), seed=cfg.seed)
-    if sampler.num_windows < 1:
-        raise JalmError(f"{data_dir}: too few training tokens for one sequence of {cfg.seq_len + 1}")
+    windows = [num_windows(d.train, cfg.seq_len) for d in datasets]
+    for d, n in zip(datasets, windows):
+        if n < 1:
+            raise JalmError(f"{d.source.path}: too few training tokens for one sequence of {cfg.seq_len + 1}")
+    sampler = MixtureSampler(windows, [d.source.weight for d in datasets], seed=cfg.seed)
+    # What fixes the sequence of windows: a resumed run must draw from the same sources the same way.
+    data_identity = [[d.source.name, c, n] for d, c, n in zip(datasets, sampler.counts, windows)]
     if env.is_main:
         _check_run_dir(run_dir, cfg)
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -158,27 +216,45 @@ def train(
                 f"{path}: checkpoint of preset {state.get('preset')!r} (vocab {state.get('vocab_size')}), "
                 f"but this run is {cfg.preset!r} with a {meta['vocab_size']}-piece tokenizer"
             )
+        if "data" in state and state["data"] != data_identity:
+            raise JalmError(
+                f"{path}: checkpoint of a run on other data (sources, draws per {sampler.block}, windows "
+                f"{state['data']}; now {data_identity}); resume with the same --data, or use another --out"
+            )
 
     def evaluate(model, autocast) -> dict[str, float]:
-        micro = cfg.micro_batch_size
-        val = evaluate_loss(model, val_tokens, cfg.seq_len, cfg.eval_batches, micro, env.device, autocast)
-        return {"val_loss": val}
+        micro, shares = cfg.micro_batch_size, sampler.shares
+        losses = [
+            evaluate_loss(model, d.val, cfg.seq_len, cfg.eval_batches, micro, env.device, autocast)
+            for d in datasets
+        ]
+        if len(datasets) == 1:
+            return {"val_loss": losses[0]}
+        # The overall loss weighs each source as training draws it (sources without validation text aside).
+        known = [(loss, share) for loss, share in zip(losses, shares) if math.isfinite(loss)]
+        overall = sum(loss * share for loss, share in known) / sum(s for _, s in known) if known else math.nan
+        return {"val_loss": overall, **{f"val_loss/{d.source.name}": v for d, v in zip(datasets, losses)}}
 
+    source = WindowSource(datasets, sampler, cfg.seq_len, cfg.micro_batch_size, grad_accum, env)
+    per_step = cfg.micro_batch_size * grad_accum * env.world_size
     task = Task(
         model=model,
-        data=WindowSource(tokens, sampler, cfg.seq_len, cfg.micro_batch_size, grad_accum, env),
+        data=source,
         loss=functools.partial(forward_loss, z_loss=cfg.z_loss),
         evaluate=evaluate,
-        identity={"preset": cfg.preset, "vocab_size": meta["vocab_size"]},
+        identity={"preset": cfg.preset, "vocab_size": meta["vocab_size"], "data": data_identity},
         run_info={
             "preset": cfg.preset,
             "params": n_params,
-            "data": str(data_dir),
+            # The first source's directory: export and sft take the tokenizer from it (all sources share it).
+            "data": str(datasets[0].source.path),
+            "sources": describe_sources(datasets, sampler, cfg.seq_len, per_step * cfg.max_steps),
             "model_config": config.to_dict(),
         },
         check_resume=check_resume,
         n_params=n_params,
         mfu=lambda tps: mfu(n_params, preset, cfg.seq_len, tps),
+        extra_metrics=source.per_source,
     )
     return Trainer(cfg, run_dir, env, task, grad_accum, parallel, progress).fit()
 

@@ -216,6 +216,8 @@ class Plan:
     train_tokens: int | None = None
     time_budget_s: float | None = None
     preset_label: str = ""
+    # A mixture (jalm train --data NAME=DIR:WEIGHT ...): (name, share of draws, training tokens) per source.
+    sources: list[tuple[str, float, int]] = field(default_factory=list)
     memory: dict[str, tuple[int, str]] = field(default_factory=dict)  # line → (bytes, how)
 
     # --- tokens and time -----------------------------------------------------------------------------
@@ -258,6 +260,16 @@ class Plan:
             return None
         windows = max(0, (self.train_tokens - 1) // self.seq_len)
         return self.total_tokens / (windows * self.seq_len) if windows else math.inf
+
+    def source_epochs(self) -> list[float] | None:
+        """Passes over each source's windows that the planned tokens make (its share of the draws)."""
+        if self.total_tokens is None or not self.sources:
+            return None
+        draws = self.total_tokens / self.seq_len
+        return [
+            draws * share / w if (w := max(0, (tokens - 1) // self.seq_len)) else math.inf
+            for _, share, tokens in self.sources
+        ]
 
     @property
     def seconds(self) -> float | None:
@@ -346,7 +358,18 @@ class Plan:
                 f"from the {self.time_budget_s:g} s budget at the stated MFU, " if self.steps is None else ""
             )
             lines.append(f"steps: {how}{steps:,} × {self.tokens_per_step:,} = {_count(total)} tokens")
-        if self.train_tokens is not None and self.epochs is not None:
+        epochs = self.source_epochs()
+        if len(self.sources) > 1 and epochs is not None:
+            lines.append(
+                f"data: a mixture of {len(self.sources)} sources, {self.train_tokens:,} training tokens:"
+            )
+            for (name, share, tokens), e in zip(self.sources, epochs):
+                lines.append(
+                    f"  {name:<16} {share:7.2%} of the windows, {tokens:,} tokens "
+                    f"({tokens / max(self.train_tokens, 1):.2%} of them) → {e:,.2f} epochs"
+                    f"{'' if e <= 1 else ' (repeated)'}"
+                )
+        elif self.train_tokens is not None and self.epochs is not None:
             lines.append(
                 f"data: {self.train_tokens:,} training tokens in the packed directory → {self.epochs:,.2f} "
                 f"epochs over it"
@@ -420,6 +443,7 @@ def make_plan(
     bf16: bool | None = None,
     mfu: float = 0.4,
     train_tokens: int | None = None,
+    sources: list[tuple[str, float, int]] | None = None,
 ) -> Plan:
     """The arithmetic for `cfg` (a TrainConfig) on `processes` devices like `hardware`."""
     from jalm.model import get_preset
@@ -451,6 +475,7 @@ def make_plan(
         steps=None if cfg.time_budget_s is not None else cfg.max_steps,
         mfu=mfu,
         train_tokens=train_tokens,
+        sources=sources or [],
         time_budget_s=cfg.time_budget_s,
         preset_label=cfg.preset,
     )
@@ -551,13 +576,22 @@ def plan_for_run(
     gpu_spec: str | None = None,
     mfu: float = 0.4,
 ) -> Plan:
-    """The plan of `jalm train` with these settings: on a named GPU, or on this machine's device."""
-    from pathlib import Path
-
-    from jalm.data import META_FILE, read_meta
+    """The plan of `jalm train` with these settings: on a named GPU, or on this machine's device.
+    `data_dir`: a packed directory or a mixture's sources (see jalm.data.mixture)."""
+    from jalm.data import META_FILE, parse_sources, read_meta
+    from jalm.data.sampler import block_counts
     from jalm.model import get_preset
 
-    meta = read_meta(data_dir) if (Path(data_dir) / META_FILE).exists() else {}
+    sources = parse_sources(data_dir)
+    metas = [read_meta(s.path) if (s.path / META_FILE).exists() else {} for s in sources]
+    meta = metas[0]
+    known = all("train_tokens" in m for m in metas)
+    shares = [
+        c / sum(block_counts([s.weight for s in sources])) for c in block_counts([s.weight for s in sources])
+    ]
+    mixture = (
+        [(s.name, share, m["train_tokens"]) for s, share, m in zip(sources, shares, metas)] if known else []
+    )
     if not meta and get_preset(cfg.preset).vocab_size is None:
         raise JalmError(
             f"{data_dir}: no {META_FILE}; preset {cfg.preset!r} takes its vocabulary size from the packed data"
@@ -580,7 +614,8 @@ def plan_for_run(
         parallel=parallel,
         bf16=bf16,
         mfu=mfu,
-        train_tokens=meta.get("train_tokens"),
+        train_tokens=sum(m["train_tokens"] for m in metas) if known else None,
+        sources=mixture,
     )
 
 
