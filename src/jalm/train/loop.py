@@ -144,13 +144,9 @@ class WindowSource:
         return record
 
 
-def describe_sources(
-    datasets: list[Dataset], sampler: MixtureSampler, seq_len: int, windows_total: int
-) -> list[dict]:
+def describe_sources(datasets: list[Dataset], sampler: MixtureSampler, draws: int | None) -> list[dict]:
     """What run.json records per source: where, the weight and share, the tokens, and the epochs that
-    `windows_total` draws (the planned run) make of it."""
-    planned = MixtureSampler(sampler.windows, [float(c) for c in sampler.counts], sampler.seed)
-    epochs = planned.epochs(windows_total)
+    `draws` windows (the planned run; None when a time budget will decide) make of it."""
     total_tokens = sum(len(d.train) for d in datasets)
     return [
         {
@@ -161,9 +157,9 @@ def describe_sources(
             "share_of_tokens": round(len(d.train) / max(total_tokens, 1), 6),
             "train_tokens": len(d.train),
             "windows": n,
-            "planned_epochs": round(e, 4),
+            "planned_epochs": None if draws is None else round(draws * share / n, 4),
         }
-        for d, share, n, e in zip(datasets, sampler.shares, sampler.windows, epochs)
+        for d, share, n in zip(datasets, sampler.shares, sampler.windows)
     ]
 
 
@@ -248,7 +244,9 @@ def train(
             "params": n_params,
             # The first source's directory: export and sft take the tokenizer from it (all sources share it).
             "data": str(datasets[0].source.path),
-            "sources": describe_sources(datasets, sampler, cfg.seq_len, per_step * cfg.max_steps),
+            "sources": describe_sources(
+                datasets, sampler, None if cfg.time_budget_s else per_step * cfg.max_steps
+            ),
             "model_config": config.to_dict(),
         },
         check_resume=check_resume,
