@@ -113,7 +113,9 @@ def _pack_files(out):
     for path in sorted((out / "shards").iterdir()):
         if path.suffix == ".json":
             marker = json.loads(path.read_text())
-            files[path.name] = {k: v for k, v in marker.items() if k not in ("seconds", "worker_pid")}
+            files[path.name] = {
+                k: v for k, v in marker.items() if k not in ("seconds", "cpu_seconds", "worker_pid")
+            }
         else:
             files[path.name] = path.read_bytes()
     return files

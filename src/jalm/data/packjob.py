@@ -78,6 +78,7 @@ def pack_shard(job: PackJob, report: Callable[..., None] = _noop) -> dict[str, A
     started = time.perf_counter()
     settings = job.settings
     sp = _sentencepiece(job.tokenizer)
+    cpu_started = time.process_time()  # after the process's one-time imports and tokenizer load
     eos, dtype = sp.eos_id(), np.dtype(settings["dtype"])
     limit, fraction = settings["max_doc_tokens"], settings["val_fraction"]
     counts = {split: {"documents": 0, "tokens": 0, "chars": 0} for split in ("train", "val")}
@@ -150,6 +151,7 @@ def pack_shard(job: PackJob, report: Callable[..., None] = _noop) -> dict[str, A
         "skipped": skipped,
         "skipped_examples": {reason: where for reason, where in examples.items() if where},
         "seconds": round(time.perf_counter() - started, 3),
+        "cpu_seconds": round(time.process_time() - cpu_started, 3),  # all the worker's threads, after set-up
         "worker_pid": os.getpid(),
     }
     write_atomic(marker_path(job.out, job.name), json.dumps(marker, ensure_ascii=False, indent=1))
@@ -162,6 +164,7 @@ _SENTENCEPIECE: dict[str, Any] = {}
 def _sentencepiece(model_file: str) -> Any:
     """One loaded tokenizer per process and model file: a worker packs many shards."""
     if model_file not in _SENTENCEPIECE:
+        import numpy  # noqa: F401  (imported here so a job's timing starts after the process's imports)
         import sentencepiece as spm
 
         _SENTENCEPIECE[model_file] = spm.SentencePieceProcessor(model_file=model_file)
