@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import signal
@@ -239,3 +240,19 @@ def test_a_bad_line_inside_a_byte_range_is_named_by_its_line_number(small_corpus
     bad.write_text("".join(lines[:50]) + "{not json\n" + "".join(lines[50:]), encoding="utf-8")
     with pytest.raises(JalmError, match=r"bad\.jsonl:51: not valid JSON"):
         pack([bad], tokenizer_dir, tmp_path / "out", progress=False, shard_bytes=SHARD_BYTES)
+
+
+def test_ray_executor_packs_what_local_workers_pack(sharded_inputs, tokenizer_dir, tmp_path):
+    import ray
+
+    kwargs = {"val_fraction": 0.1, "seq_len": 64, "progress": False, "shard_bytes": SHARD_BYTES}
+    pack([sharded_inputs], tokenizer_dir, tmp_path / "local", **kwargs)
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        pack([sharded_inputs], tokenizer_dir, tmp_path / "ray", executor="ray", workers=2, **kwargs)
+    finally:
+        ray.shutdown()
+    pids = {json.loads(p.read_text())["worker_pid"] for p in (tmp_path / "ray" / "shards").glob("*.json")}
+    assert os.getpid() not in pids  # the jobs ran in Ray workers
+    assert _pack_files(tmp_path / "ray") == _pack_files(tmp_path / "local")
+    assert _meta_without_timings(tmp_path / "ray") == _meta_without_timings(tmp_path / "local")

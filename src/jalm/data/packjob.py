@@ -35,6 +35,7 @@ from jalm.io import atomic_path, write_atomic
 from jalm.jsonl import parse_record
 
 BATCH = 256  # documents per SentencePiece call
+SPLITS = ("train", "val")
 EXAMPLES = 5  # locations of set-aside documents kept per shard and reason
 _REPORT_EVERY_S = 0.5
 _BUFFER = 1 << 20  # documents are long lines
@@ -73,89 +74,112 @@ def _noop(*counts: int) -> None:
 
 def pack_shard(job: PackJob, report: Callable[..., None] = _noop) -> dict[str, Any]:
     """Tokenize one shard; returns its marker. `report(documents, input_bytes, tokens)` as it goes."""
-    import numpy as np
-
     started = time.perf_counter()
-    settings = job.settings
+    settings, field = job.settings, job.settings["text_field"]
     sp = _sentencepiece(job.tokenizer)
     cpu_started = time.process_time()  # after the process's one-time imports and tokenizer load
-    eos, dtype = sp.eos_id(), np.dtype(settings["dtype"])
-    limit, fraction = settings["max_doc_tokens"], settings["val_fraction"]
-    counts = {split: {"documents": 0, "tokens": 0, "chars": 0} for split in ("train", "val")}
-    skipped: dict[str, int] = {"empty": 0, "too_long": 0}
-    examples: dict[str, list[str]] = {"empty": [], "too_long": []}
-    ends: dict[str, list[int]] = {"train": [], "val": []}
     ticker = _Ticker(report, job.planned_bytes)
-    shards = Path(job.out) / SHARDS_DIR
-    with ExitStack() as stack:
-        tmp = {
-            (split, kind): stack.enter_context(atomic_path(shards / f"{job.name}.{split}.{kind}"))
-            for split in ("train", "val")
-            for kind in ("bin", "idx")
-        }
-        handles = {split: stack.enter_context(open(tmp[split, "bin"], "wb")) for split in ("train", "val")}
-        reader = _LineReader(Path(job.path), job.start, job.end)
-        stack.enter_context(reader)
-
-        def set_aside(reason: str, where: str) -> None:
-            skipped[reason] += 1
-            if len(examples[reason]) < EXAMPLES:
-                examples[reason].append(where)
-
+    with _ShardOutput(job, sp.eos_id()) as output, _LineReader(Path(job.path), job.start, job.end) as reader:
         batch: list[tuple[str, str]] = []  # (where, text)
-
-        def flush() -> None:
-            ids = sp.encode([text for _, text in batch], num_threads=job.threads)
-            tokens = 0
-            for (where, text), doc in zip(batch, ids):
-                if not doc:
-                    set_aside("empty", where)
-                    continue
-                if limit and len(doc) > limit:
-                    set_aside("too_long", f"{where} ({len(doc):,} tokens)")
-                    continue
-                split = "val" if is_validation(text, fraction) else "train"
-                doc.append(eos)
-                handles[split].write(np.asarray(doc, dtype=dtype).tobytes())
-                c = counts[split]
-                c["documents"], c["tokens"], c["chars"] = (
-                    c["documents"] + 1,
-                    c["tokens"] + len(doc),
-                    c["chars"] + len(text),
-                )
-                ends[split].append(c["tokens"])
-                tokens += len(doc)
-            ticker.add(len(batch), reader.consumed(), tokens)
-            batch.clear()
-
         for where, line in reader:
-            text = _parse(job.path, where, line, settings["text_field"])
+            text = _parse(job.path, where, line, field)
             if not text.strip():
-                set_aside("empty", f"{job.path}:{where}")
+                output.set_aside("empty", f"{job.path}:{where}")
                 ticker.add(1, reader.consumed(), 0)
                 continue
             batch.append((f"{job.path}:{where}", text))
             if len(batch) == BATCH:
-                flush()
-        if batch:
-            flush()
-        for split in ("train", "val"):
-            handles[split].close()
-            np.asarray(ends[split], dtype=np.uint64).tofile(tmp[split, "idx"])
+                _encode(sp, job.threads, batch, output, ticker, reader.consumed())
+        _encode(sp, job.threads, batch, output, ticker, reader.consumed())
     ticker.finish()
     marker = {
         "name": job.name,
         "source": job.source(),
         "settings": settings,
-        **{f"{split}_{key}": value for split, c in counts.items() for key, value in c.items()},
-        "skipped": skipped,
-        "skipped_examples": {reason: where for reason, where in examples.items() if where},
+        **output.counts(),
         "seconds": round(time.perf_counter() - started, 3),
         "cpu_seconds": round(time.process_time() - cpu_started, 3),  # all the worker's threads, after set-up
         "worker_pid": os.getpid(),
     }
     write_atomic(marker_path(job.out, job.name), json.dumps(marker, ensure_ascii=False, indent=1))
     return marker
+
+
+def _encode(sp: Any, threads: int, batch: list, output: _ShardOutput, ticker: _Ticker, consumed: int) -> None:
+    """Tokenize a batch of (where, text) in one SentencePiece call, write it, and empty the batch."""
+    if batch:
+        ids = sp.encode([text for _, text in batch], num_threads=threads)
+        tokens = sum(output.add(where, text, doc) for (where, text), doc in zip(batch, ids))
+        ticker.add(len(batch), consumed, tokens)
+        batch.clear()
+
+
+class _ShardOutput:
+    """A shard's four files, written under temporary names and renamed on a clean exit, and its counts."""
+
+    def __init__(self, job: PackJob, eos: int) -> None:
+        import numpy as np
+
+        self.job, self.eos, self.np = job, eos, np
+        self.dtype = np.dtype(job.settings["dtype"])
+        self.limit, self.fraction = job.settings["max_doc_tokens"], job.settings["val_fraction"]
+        self.totals = {split: {"documents": 0, "tokens": 0, "chars": 0} for split in SPLITS}
+        self.ends: dict[str, list[int]] = {split: [] for split in SPLITS}  # the index: documents' end offsets
+        self.skipped = {"empty": 0, "too_long": 0}
+        self.examples: dict[str, list[str]] = {"empty": [], "too_long": []}
+        self.stack = ExitStack()
+
+    def __enter__(self) -> _ShardOutput:
+        folder = Path(self.job.out) / SHARDS_DIR
+        paths = {
+            (split, kind): self.stack.enter_context(atomic_path(folder / f"{self.job.name}.{split}.{kind}"))
+            for split in SPLITS
+            for kind in ("bin", "idx")
+        }
+        self.index_paths = {split: paths[split, "idx"] for split in SPLITS}
+        self.handles = {split: self.stack.enter_context(open(paths[split, "bin"], "wb")) for split in SPLITS}
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if exc[0] is None:
+            for split in SPLITS:
+                self.handles[split].close()
+                self.np.asarray(self.ends[split], dtype=self.np.uint64).tofile(self.index_paths[split])
+        self.stack.__exit__(*exc)
+
+    def set_aside(self, reason: str, where: str) -> None:
+        self.skipped[reason] += 1
+        if len(self.examples[reason]) < EXAMPLES:
+            self.examples[reason].append(where)
+
+    def add(self, where: str, text: str, doc: list[int]) -> int:
+        """Write one document's ids and </s> to its split (or set it aside); return the tokens written."""
+        if not doc:
+            self.set_aside("empty", where)
+            return 0
+        if self.limit and len(doc) > self.limit:
+            self.set_aside("too_long", f"{where} ({len(doc):,} tokens)")
+            return 0
+        split = "val" if is_validation(text, self.fraction) else "train"
+        doc.append(self.eos)
+        self.handles[split].write(self.np.asarray(doc, dtype=self.dtype).tobytes())
+        total = self.totals[split]
+        total["documents"] += 1
+        total["tokens"] += len(doc)
+        total["chars"] += len(text)
+        self.ends[split].append(total["tokens"])
+        return len(doc)
+
+    def counts(self) -> dict[str, Any]:
+        return {
+            **{
+                f"{split}_{key}": value
+                for split, total in self.totals.items()
+                for key, value in total.items()
+            },
+            "skipped": self.skipped,
+            "skipped_examples": {reason: where for reason, where in self.examples.items() if where},
+        }
 
 
 _SENTENCEPIECE: dict[str, Any] = {}
