@@ -84,7 +84,7 @@ def codecs_for(label: str | None) -> tuple[str, ...]:
     if name in _ALIASES:
         return _JAPANESE[_ALIASES[name]]
     if name in _WESTERN:
-        return ("cp1252", "latin-1")
+        return ("cp1252",)  # not latin-1, which decodes any bytes: no candidate is then a mojibake source
     if name in ("utf8", "utf-8", "unicode-1-1-utf-8", "x-unicode20utf8"):
         return ("utf-8",)
     try:

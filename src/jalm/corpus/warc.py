@@ -201,15 +201,16 @@ def _read_arc(path: Path, text_field: str) -> Iterator[Item]:
         records = ArchiveIterator(handle, arc2warc=True)
         try:
             for record in records:
+                payload = record.content_stream().read()  # before get_record_offset, which skips the rest
                 offset = records.get_record_offset()
-                yield _arc_item(record, offset, name, text_field)
+                yield _arc_item(record, payload, offset, name, text_field)
         except Exception as error:  # warcio raises its own parse errors and zlib/EOF errors
             yield Item(
                 f"@{offset}", 0, f"unreadable ARC data after byte {offset} ({type(error).__name__})", None
             )
 
 
-def _arc_item(record: Any, offset: int, stem: str, text_field: str) -> Item:
+def _arc_item(record: Any, payload: bytes, offset: int, stem: str, text_field: str) -> Item:
     position = str(offset)
     kind = record.rec_type
     if kind != "response":
@@ -220,7 +221,6 @@ def _arc_item(record: Any, offset: int, stem: str, text_field: str) -> Item:
     content_type = record.http_headers.get_header("Content-Type") if record.http_headers else None
     content_type = content_type or record.rec_headers.get_header("Content-Type")
     mime, charset = _content_type(content_type)
-    payload = record.content_stream().read()
     if not mime or mime == "application/octet-stream":
         mime = "text/html" if _LOOKS_LIKE_HTML.match(payload[:2000]) else (mime or "unknown")
     if mime not in _HTML_TYPES and mime not in _TEXT_TYPES:
@@ -233,7 +233,7 @@ def _arc_item(record: Any, offset: int, stem: str, text_field: str) -> Item:
         text_field: decoded.text,
         "url": record.rec_headers.get_header("WARC-Target-URI"),
         "date": record.rec_headers.get_header("WARC-Date"),
-        "warc_record_id": record.rec_headers.get_header("WARC-Record-ID"),
+        "warc_record_id": None,  # ARC records have no id (warcio makes up a random one)
         "encoding": f"{decoded.encoding} ({decoded.source})",
     }
     if mime in _HTML_TYPES:
