@@ -71,6 +71,11 @@ class CleanConfig:
             if name not in FILTERS:
                 known = ", ".join(FILTERS)
                 raise JalmError(f"{where}: unknown filter {name!r} (known: {known})")
+        from jalm.corpus.html import EXTRACTORS
+
+        extractor = self.settings.get("html", {}).get("extractor", "resiliparse")
+        if extractor not in EXTRACTORS:
+            raise JalmError(f"{where}: unknown HTML extractor {extractor!r} (known: {', '.join(EXTRACTORS)})")
 
     @property
     def text_field(self) -> str:

@@ -96,6 +96,15 @@ def write_report(out: Path, stats: dict[str, Any]) -> None:
             "|---|---:|",
         ]
         lines += [f"| {problem} | {count} |" for problem, count in stats["quarantined"].items()]
+    if stats.get("non_documents"):
+        lines += [
+            "",
+            f"## Web archive records that hold no document ({stats['records']} records in all)",
+            "",
+            "| record | count |",
+            "|---|---:|",
+        ]
+        lines += [f"| {kind} | {count} |" for kind, count in stats["non_documents"].items()]
     if stats.get("dedup"):
         d = stats["dedup"]
         lines += [
