@@ -10,6 +10,7 @@ EXAMPLE = """examples:
   jalm clean data/corpus/*.jsonl.zst data/noisy/web_raw.jsonl.zst --out runs/clean
   jalm clean crawl/ --out runs/clean --workers 8 --config my_rules.toml
   RAY_ADDRESS=auto jalm clean s3mount/crawl/ --out s3mount/clean --executor ray
+  jalm clean crawl/ --out runs/clean --decontaminate data/eval/jsquad-valid-v1.1.json.zst --pii off
 
 inputs: .jsonl/.jsonl.gz/.jsonl.zst and .parquet files (one shard each), folders of .txt/.html
 files (one shard per folder; HTML is reduced to its main text). Writes DIR/kept/, DIR/rejected/
@@ -50,6 +51,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--overwrite", action="store_true", help="delete an earlier run's outputs in DIR first"
     )
+    parser.add_argument(
+        "--pii",
+        choices=("mask", "off"),
+        help="replace e-mail addresses, phone numbers, IP addresses and card numbers by placeholders "
+        "(default: the config's [pii] mode, mask)",
+    )
+    parser.add_argument(
+        "--decontaminate",
+        nargs="+",
+        type=Path,
+        metavar="FILE",
+        help="evaluation sets (.jsonl/.json/.tsv, .gz/.zst): reject documents sharing a 30-character n-gram with them",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
 
@@ -77,7 +91,12 @@ def run(args: argparse.Namespace) -> int:
     from jalm.corpus.config import CleanConfig
     from jalm.corpus.pipeline import clean
 
-    config = CleanConfig.load(args.config)
+    overrides: dict[str, Any] = {}
+    if args.pii:
+        overrides["pii"] = {"mode": args.pii}
+    if args.decontaminate:
+        overrides["decontaminate"] = {"files": [str(path.resolve()) for path in args.decontaminate]}
+    config = CleanConfig.load(args.config, overrides)
     stats = clean(
         args.inputs,
         args.out,

@@ -146,8 +146,11 @@ def _link_like(line: str, max_chars: int) -> bool:
     return len(line) <= max_chars and "。" not in line
 
 
-def clean_lines(text: str, p: dict[str, Any]) -> tuple[str, dict[str, list[int]], list[tuple[str, str]]]:
-    """Remove boilerplate lines; return (text, {rule: [lines, characters]}, [(rule, line) removed]).
+def clean_lines(
+    text: str, p: dict[str, Any]
+) -> tuple[str, dict[str, list[int]], list[tuple[int, str, str]]]:
+    """Remove boilerplate lines; return (text, {rule: [lines, characters]}, [(line number, rule, line)
+    removed]).
 
     `p`: rules (names from RULES), max_line_chars, block_line_chars, block_max_lines."""
     rules = set(p.get("rules", RULES))
@@ -180,7 +183,7 @@ def clean_lines(text: str, p: dict[str, Any]) -> tuple[str, dict[str, list[int]]
         entry = counts.setdefault(rule, [0, 0])
         entry[0] += 1
         entry[1] += len(line)
-        removed.append((rule, line))
+        removed.append((i, rule, line))
         lines[i] = None  # type: ignore[call-overload]
     kept = "\n".join(line for line in lines if line is not None)
     # Removing a line between two blank ones leaves a run of them: squeeze as normalisation does.
