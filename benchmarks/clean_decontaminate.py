@@ -44,7 +44,9 @@ def main() -> None:
     evals = [shared / "eval" / "jsquad-valid-v1.1.json"] + sorted((shared / "eval" / "aio").glob("*.tsv"))
     squad = json.loads((shared / "eval" / "jsquad-valid-v1.1.json").read_text(encoding="utf-8"))
     passages = list(
-        dict.fromkeys(p["context"].split("[SEP]", 1)[-1].strip() for a in squad["data"] for p in a["paragraphs"])
+        dict.fromkeys(
+            p["context"].split("[SEP]", 1)[-1].strip() for a in squad["data"] for p in a["paragraphs"]
+        )
     )
     questions = []
     for path in evals[1:]:
@@ -63,13 +65,19 @@ def main() -> None:
             item = item[: len(item) // 2] + item[len(item) // 2 + 1 :]
         return Features(normalize_text(f"{host}\n{item}\n{host}"))
 
-    print(f"evaluation files: {', '.join(p.name for p in evals)}; {len(passages)} passages, {len(questions)} AI王 questions")
-    print("\n| n | " + " | ".join(f"false hits: {name}" for name in clean) + " | JSQuAD passages pasted | edited | AI王 questions pasted | edited |")
+    print(
+        f"evaluation files: {', '.join(p.name for p in evals)}; {len(passages)} passages, {len(questions)} AI王 questions"
+    )
+    print(
+        "\n| n | "
+        + " | ".join(f"false hits: {name}" for name in clean)
+        + " | JSQuAD passages pasted | edited | AI王 questions pasted | edited |"
+    )
     print("|---:|" + "---:|" * (len(clean) + 4))
     for n in args.ns:
         index = build_index(evals, n)
         row = [str(n)]
-        for name, items in features.items():
+        for items in features.values():
             hits = [f for f in items if index.match(f)]
             row.append(f"{len(hits)}/{len(items)}")
         for items in (passages, questions):
@@ -106,7 +114,10 @@ def main() -> None:
     for text in dense:
         next(automaton.iter(text), None)
     theirs = cpu() - start
-    print(row + f"; pyahocorasick {chars / theirs / 1e6:.1f} M chars per CPU-second (automaton built in {built:.1f} CPU-s)")
+    print(
+        row
+        + f"; pyahocorasick {chars / theirs / 1e6:.1f} M chars per CPU-second (automaton built in {built:.1f} CPU-s)"
+    )
 
 
 if __name__ == "__main__":

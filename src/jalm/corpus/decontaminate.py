@@ -156,7 +156,11 @@ def build_index(paths: list[str | Path], n: int = DEFAULT_N) -> EvalIndex:
             origins.append(np.stack([np.full(len(grams), len(texts)), np.arange(len(grams))], axis=1))
             texts.append(text)
             files.append(file_id)
-        counts["files"][Path(path).name] = {"strings": len(strings), "indexed": indexed, "shorter_than_n": short}
+        counts["files"][Path(path).name] = {
+            "strings": len(strings),
+            "indexed": indexed,
+            "shorter_than_n": short,
+        }
     if parts:
         all_hashes = np.concatenate(parts)
         hashes, first = np.unique(all_hashes, return_index=True)

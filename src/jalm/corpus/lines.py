@@ -13,8 +13,8 @@ part of one), and only lines of at most `max_line_chars` characters, so a senten
   not a line with <, ->, => or >> (code, shell redirection, BBS anchors);
 - share: a line made only of share-button words (ツイート シェア はてブ LINEで送る Pocket いいね! ...)
   with their counts; Facebook/Twitter/LINE alone need a second share word (they are also topics);
-- copyright: starts with Copyright / © / (c) + year, or holds "All Rights Reserved" or 無断転載禁止 and
-  the like;
+- copyright: starts with © or with Copyright / (c) and a year or ©, or holds "All Rights Reserved" or
+  無断転載禁止 and the like ("Copyright law ..." and "(c) 3番目の項目" stay);
 - related: a 関連記事 / 関連リンク / おすすめ記事 / 人気記事 / 最近の投稿 / カテゴリー / アーカイブ ...
   heading, and the link-like lines under it (at most `block_line_chars` characters, no 「。」), up to
   `block_max_lines`; the first line that is not link-like ends the list;
@@ -53,7 +53,9 @@ _SHARE_SURE = (
     "この記事をシェア この記事をシェアする 記事をシェア 記事をシェアする SNSでシェア URLをコピー "
     "リンクをコピー Facebookでシェア Xでシェア Twitterでシェア Feedly feedly"
 ).split()
-_SHARE_WEAK = "Facebook Twitter X LINE mixi Instagram Threads Bluesky note RSS メール コピー フォロー 送る".split()
+_SHARE_WEAK = (
+    "Facebook Twitter X LINE mixi Instagram Threads Bluesky note RSS メール コピー フォロー 送る".split()
+)
 
 
 def _words(words: list[str]) -> str:
@@ -70,7 +72,7 @@ _NAV_SURE_SET, _SHARE_SURE_SET = frozenset(_NAV_SURE), frozenset(_SHARE_SURE)
 _HOME = r"(?:ホーム|HOME|Home|TOP|Top|トップ|トップページ|サイトトップ)"
 _CRUMB_SEP = re.compile(r"\s*(?:>|»|›|≫)\s*")
 _COPYRIGHT = re.compile(
-    r"(?i)^(?:copyright\b|©|\(c\)\s*(?:\d{4}|copyright))|all\s+rights\s+reserved"
+    r"(?i)^(?:copyright\s*(?:©|\(c\)|\d{4})|©|\(c\)\s*\d{4})|all\s+rights\s+reserved"
     r"|無断(?:転載|転用|複製|複写|使用|引用)(?:[・、]無断(?:転載|転用|複製|複写|使用))*(?:を)?"
     r"(?:禁(?:ず|止|じます)|固く禁|お断り|はご遠慮)"
 )
@@ -146,9 +148,7 @@ def _link_like(line: str, max_chars: int) -> bool:
     return len(line) <= max_chars and "。" not in line
 
 
-def clean_lines(
-    text: str, p: dict[str, Any]
-) -> tuple[str, dict[str, list[int]], list[tuple[int, str, str]]]:
+def clean_lines(text: str, p: dict[str, Any]) -> tuple[str, dict[str, list[int]], list[tuple[int, str, str]]]:
     """Remove boilerplate lines; return (text, {rule: [lines, characters]}, [(line number, rule, line)
     removed]).
 

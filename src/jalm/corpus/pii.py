@@ -148,4 +148,6 @@ def check_kinds(kinds: Any, where: str) -> None:
 
     unknown = [k for k in kinds if k not in KINDS]
     if unknown:
-        raise JalmError(f"{where}: unknown PII kind(s) {', '.join(map(repr, unknown))} (known: {', '.join(KINDS)})")
+        raise JalmError(
+            f"{where}: unknown PII kind(s) {', '.join(map(repr, unknown))} (known: {', '.join(KINDS)})"
+        )

@@ -38,7 +38,9 @@ def validate(settings: dict[str, Any], where: str) -> None:
     check_kinds(pii.get("kinds", []), where)
     unknown = [r for r in settings.get("lines", {}).get("rules", []) if r not in RULES]
     if unknown:
-        raise JalmError(f"{where}: unknown line rule(s) {', '.join(map(repr, unknown))} (known: {', '.join(RULES)})")
+        raise JalmError(
+            f"{where}: unknown line rule(s) {', '.join(map(repr, unknown))} (known: {', '.join(RULES)})"
+        )
     for path in settings.get("decontaminate", {}).get("files", []):
         if not Path(path).exists():
             raise JalmError(f"{path}: no such evaluation file (given to decontaminate)")
@@ -72,7 +74,9 @@ class Refiner:
             t0 = time.perf_counter()
             found = self.index.match(features if features is not None else Features(text))
             seconds["decontaminate"] += time.perf_counter() - t0
-            counts = refine.setdefault("decontamination", {"checked": 0, "rejected": {}, "index": self.index.counts})
+            counts = refine.setdefault(
+                "decontamination", {"checked": 0, "rejected": {}, "index": self.index.counts}
+            )
             counts["checked"] += 1
             if found is not None:
                 counts["rejected"][found[0]] = counts["rejected"].get(found[0], 0) + 1
@@ -158,7 +162,9 @@ def merge_refine(parts: list[dict[str, Any]]) -> dict[str, Any]:
         examples.extend(part.get("line_examples", [])[: max(0, 2 * N_LINE_EXAMPLES - len(examples))])
     for section in ("lines", "pii"):
         if section in out:
-            out[section] = dict(sorted(out[section].items(), key=lambda kv: -kv[1].get("chars", kv[1].get("replaced", 0))))
+            out[section] = dict(
+                sorted(out[section].items(), key=lambda kv: -kv[1].get("chars", kv[1].get("replaced", 0)))
+            )
     if not out.get("line_examples"):
         out.pop("line_examples", None)
     return out
@@ -184,7 +190,9 @@ def report_lines(stats: dict[str, Any]) -> list[str]:
         for rule, e in refine["lines"].items():
             out.append(f"| {rule} | {e['documents']} | {e['lines']} | {e['chars']} |")
         for example in refine.get("line_examples", []):
-            removed = "; ".join(f"{rule}: 「{re.sub(r'[|<]', ' ', line)[:60]}」" for rule, line in example["removed"][:6])
+            removed = "; ".join(
+                f"{rule}: 「{re.sub(r'[|<]', ' ', line)[:60]}」" for rule, line in example["removed"][:6]
+            )
             out += ["", f"`{example['id']}` — removed {removed}", "", "before:", ""]
             out += _quote(example["before"]) + ["", "after:", ""] + _quote(example["after"])
     if refine.get("pii"):
