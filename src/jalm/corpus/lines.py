@@ -125,22 +125,56 @@ def _breadcrumb(line: str) -> bool:
 
 def classify(line: str) -> str | None:
     """The rule a stripped line is boilerplate under, or None (related-list members need context:
-    see clean_lines)."""
-    if _RELATED_HEAD.fullmatch(line):
+    see clean_lines). Cheap substring tests come before each regular expression: most lines are
+    content, and a failed `in` costs a fraction of a failed match."""
+    if "。" in line:  # a sentence: only a copyright notice or a teaser may hold one
+        if _copyright_hint(line) and _COPYRIGHT.search(line):
+            return "copyright"
+        if _read_hint(line) and _READ_MORE.fullmatch(line):
+            return "read_more"
+        return None
+    if len(line) <= 40 and _RELATED_HEAD.fullmatch(line):
         return "related"
-    if _READ_MORE.fullmatch(line):
+    if _read_hint(line) and _READ_MORE.fullmatch(line):
         return "read_more"
-    if _COPYRIGHT.search(line):
+    if _copyright_hint(line) and _COPYRIGHT.search(line):
         return "copyright"
-    if _DATE.fullmatch(line):
+    if line[0] in _DATE_START and _DATE.fullmatch(line):
         return "date"
-    if _only_words(line, _SHARE_LINE, _SHARE_WORD, _SHARE_SURE_SET):
-        return "share"
-    if _only_words(line, _NAV_LINE, _NAV_WORD, _NAV_SURE_SET):
-        return "navigation"
+    if len(line) <= 120:
+        if _only_words(line, _SHARE_LINE, _SHARE_WORD, _SHARE_SURE_SET):
+            return "share"
+        if _only_words(line, _NAV_LINE, _NAV_WORD, _NAV_SURE_SET):
+            return "navigation"
     if (">" in line or "»" in line or "›" in line or "≫" in line) and _breadcrumb(line):
         return "breadcrumb"
     return None
+
+
+def _read_hint(line: str) -> bool:
+    # Substring tests (memchr-fast) before the regular expression; ~10× cheaper than a search.
+    return (
+        "続き" in line
+        or "読む" in line
+        or "もっと" in line
+        or "全文" in line
+        or "詳" in line
+        or "ead" in line
+    )
+
+
+def _copyright_hint(line: str) -> bool:
+    return (
+        "©" in line
+        or "opyright" in line
+        or "ights" in line
+        or "無断" in line
+        or "(c)" in line
+        or "(C)" in line
+    )
+
+
+_DATE_START = frozenset("0123456789投公更最掲作配記令平昭")
 
 
 def _link_like(line: str, max_chars: int) -> bool:
