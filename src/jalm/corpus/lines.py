@@ -123,21 +123,22 @@ def _breadcrumb(line: str) -> bool:
     return len(parts) >= 3 or re.fullmatch(_HOME, parts[0]) is not None
 
 
-def classify(line: str) -> str | None:
+def classify(line: str, copyright_words: bool = True, read_words: bool = True) -> str | None:
     """The rule a stripped line is boilerplate under, or None (related-list members need context:
     see clean_lines). Cheap substring tests come before each regular expression: most lines are
-    content, and a failed `in` costs a fraction of a failed match."""
-    if "。" in line:  # a sentence: only a copyright notice or a teaser may hold one
-        if _copyright_hint(line) and _COPYRIGHT.search(line):
+    content, and a failed `in` costs a fraction of a failed match. `copyright_words`, `read_words`:
+    False when the whole document holds none of those rules' words (clean_lines checks once)."""
+    if "。" in line or line[-1] in _SENTENCE_END:  # a sentence: only a copyright notice or a teaser
+        if copyright_words and _copyright_hint(line) and _COPYRIGHT.search(line):
             return "copyright"
-        if _read_hint(line) and _READ_MORE.fullmatch(line):
+        if read_words and _read_hint(line) and _READ_MORE.fullmatch(line):
             return "read_more"
         return None
     if len(line) <= 40 and _RELATED_HEAD.fullmatch(line):
         return "related"
-    if _read_hint(line) and _READ_MORE.fullmatch(line):
+    if read_words and _read_hint(line) and _READ_MORE.fullmatch(line):
         return "read_more"
-    if _copyright_hint(line) and _COPYRIGHT.search(line):
+    if copyright_words and _copyright_hint(line) and _COPYRIGHT.search(line):
         return "copyright"
     if line[0] in _DATE_START and _DATE.fullmatch(line):
         return "date"
@@ -161,6 +162,18 @@ def _read_hint(line: str) -> bool:
         or "詳" in line
         or "ead" in line
     )
+
+
+_SENTENCE_END = frozenset("。」』")  # how prose lines end (dialogue in 」); no boilerplate rule's line does
+
+
+def _read_doc_hint(text: str) -> bool:
+    """Whether a document may hold a read_more line: narrower than _read_hint (読む, 詳 and 続き alone
+    are everyday words), as a whole document is searched."""
+    return (
+        "続きを" in text or "続きは" in text or "もっと" in text or "全文" in text or "を読む" in text
+        or "はこちら" in text or "詳しく見る" in text or "ead more" in text or "ontinue reading" in text
+    )  # fmt: skip
 
 
 def _copyright_hint(line: str) -> bool:
@@ -193,18 +206,25 @@ def clean_lines(text: str, p: dict[str, Any]) -> tuple[str, dict[str, list[int]]
     lines = text.split("\n")
     drop: list[tuple[int, str]] = []
     in_block = 0  # lines still allowed in the related-links list being read (0: none open)
+    # Most lines of prose end in 「。」, and only a copyright notice or a teaser can: when the
+    # document has neither kind's words, those lines are skipped without a look (the common case).
+    copyright_words = _copyright_hint(text)
+    read_words = _read_doc_hint(text)
+    sentences_may_match = copyright_words or read_words
     for i, raw in enumerate(lines):
+        if not raw or (raw[-1] in _SENTENCE_END and not in_block and not sentences_may_match):
+            continue
         line = raw.strip()
         if not line:
             continue
         if len(line) > max_chars:
             in_block = 0
             continue
-        if in_block and _link_like(line, block_chars) and not classify(line):
+        if in_block and _link_like(line, block_chars) and not classify(line, copyright_words, read_words):
             drop.append((i, "related"))
             in_block -= 1
             continue
-        rule = classify(line)
+        rule = classify(line, copyright_words, read_words)
         in_block = block_max if rule == "related" and "related" in rules else 0
         if rule is not None and rule in rules:
             drop.append((i, rule))
