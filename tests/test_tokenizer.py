@@ -407,7 +407,11 @@ def test_a_sample_too_big_for_memory_is_refused_before_training(monkeypatch, tmp
     from jalm.tokenizer import train_tokenizer
 
     corpus = tmp_path / "c.jsonl"
-    corpus.write_text("\n".join(json.dumps({"text": f"吾輩は猫である{i}。名前はまだ無い。"}) for i in range(50)))
+    corpus.write_text(
+        "\n".join(json.dumps({"text": f"吾輩は猫である{i}。名前はまだ無い。"}) for i in range(50))
+    )
     monkeypatch.setattr(jalm.train.plan, "machine_memory", lambda: 20_000)
-    with pytest.raises(JalmError, match=r"need about .* GiB to train SentencePiece .* use --max-sentences \d+"):
+    with pytest.raises(
+        JalmError, match=r"need about .* GiB to train SentencePiece .* use --max-sentences \d+"
+    ):
         train_tokenizer([corpus], tmp_path / "tok", vocab_size=300, progress=False)

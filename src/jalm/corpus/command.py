@@ -11,6 +11,7 @@ EXAMPLE = """examples:
   jalm clean crawl/ --out runs/clean --workers 8 --config my_rules.toml
   RAY_ADDRESS=auto jalm clean s3mount/crawl/ --out s3mount/clean --executor ray
   jalm clean CC-MAIN-*.warc.gz --out runs/web --workers 8 --url-block blocklist.txt
+  jalm clean crawl/ --out runs/clean --decontaminate data/eval/jsquad-valid-v1.1.json.zst --pii off
 
 inputs: .jsonl/.jsonl.gz/.jsonl.zst and .parquet files (one shard each), web archives
 (.warc/.wet/.arc, plain or .gz: HTML and text responses become documents with url, date and
@@ -79,6 +80,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--overwrite", action="store_true", help="delete an earlier run's outputs in DIR first"
     )
+    parser.add_argument(
+        "--pii",
+        choices=("mask", "off"),
+        help="replace e-mail addresses, phone numbers, IP addresses and card numbers by placeholders "
+        "(default: the config's [pii] mode, mask)",
+    )
+    parser.add_argument(
+        "--decontaminate",
+        nargs="+",
+        type=Path,
+        metavar="FILE",
+        help="evaluation sets (.jsonl/.json/.tsv, .gz/.zst): reject documents sharing a 30-character n-gram with them",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
 
@@ -108,16 +122,20 @@ def summary_line(stats: dict[str, Any], out: Path) -> str:
 
 
 def input_overrides(args: argparse.Namespace) -> dict[str, Any]:
-    """The config keys that --extractor, --url-block/--url-allow and --split-mb set."""
+    """The config keys that --extractor, --url-block/--url-allow, --split-mb, --pii and --decontaminate set."""
     out: dict[str, Any] = {}
     if getattr(args, "extractor", None):
         out["html"] = {"extractor": args.extractor}
     # Absolute paths: workers (and Ray tasks) may run elsewhere than the current directory.
-    urls = {key: [str(p.resolve()) for p in getattr(args, f"url_{key}") or []] for key in ("block", "allow")}
+    urls = {key: [str(p.resolve()) for p in getattr(args, f"url_{key}", None) or []] for key in ("block", "allow")}
     if urls["block"] or urls["allow"]:
         out["url_filter"] = urls
     if getattr(args, "split_mb", None) is not None:
         out["input"] = {"split_mb": args.split_mb}
+    if getattr(args, "pii", None):
+        out["pii"] = {"mode": args.pii}
+    if getattr(args, "decontaminate", None):
+        out["decontaminate"] = {"files": [str(path.resolve()) for path in args.decontaminate]}
     return out
 
 

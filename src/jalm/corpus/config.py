@@ -66,7 +66,9 @@ class CleanConfig:
 
     def validate(self, where: str = "config") -> None:
         from jalm.corpus.filters import FILTERS
+        from jalm.corpus.refine import validate as validate_refine
 
+        validate_refine(self.settings, where)
         for name in self.settings.get("filters", {}):
             if name not in FILTERS:
                 known = ", ".join(FILTERS)

@@ -286,3 +286,8 @@ def url_email(doc: Features, p: dict[str, Any]) -> str | None:
     if share > p["max_char_share"]:
         return f"url_email: {len(found)} URLs/e-mail addresses cover {share:.2f} of chars > {p['max_char_share']}"
     return None
+
+
+# Filters defined in their own modules register themselves on import (after `register` exists).
+from jalm.corpus import langid as _langid  # noqa: E402, F401 - the "language" filter
+from jalm.corpus import roff as _roff  # noqa: E402, F401 - the "roff" filter

@@ -26,6 +26,7 @@ from jalm.corpus import dedup, shardjob
 from jalm.corpus.config import CleanConfig
 from jalm.corpus.executors import Executor
 from jalm.corpus.readers import Shard, plan_shards
+from jalm.corpus.refine import merge_refine
 from jalm.corpus.shardjob import SUFFIXES, FilterJob, FinishJob
 from jalm.errors import JalmError
 from jalm.io import write_atomic
@@ -286,6 +287,7 @@ def merge_stats(shards, pass1, pass3, counters, config, workers, executor) -> di
             "malformed": b["malformed"],
         },
         "dedup": counters,
+        "refine": merge_refine([pass1[shard.name].get("refine", {}) for shard in shards]),
         "shards": per_shard,
         "examples": {rule: examples[rule] for rule in order if rule in examples},
         "timings": {

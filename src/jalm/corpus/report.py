@@ -112,6 +112,9 @@ def write_report(out: Path, stats: dict[str, Any]) -> None:
             f"Deduplication: {d.get('exact_duplicates', 0)} exact duplicates; {d.get('near_candidate_pairs', 0)} LSH "
             f"candidate pairs, {d.get('near_verified_pairs', 0)} verified, {d.get('near_duplicates', 0)} near duplicates removed.",
         ]
+    from jalm.corpus.refine import report_lines
+
+    lines += report_lines(stats)
     lines += ["", "## Examples per rule", ""]
     for rule, examples in stats.get("examples", {}).items():
         lines += [f"### {rule}", ""]

@@ -34,6 +34,7 @@ from jalm.corpus.filters import FILTERS
 from jalm.corpus.html import extract_main_text, is_html
 from jalm.corpus.normalize import normalize_text
 from jalm.corpus.readers import Item, Shard, read_shard
+from jalm.corpus.refine import Refiner
 from jalm.corpus.stages import Stage, load_stages
 from jalm.corpus.urlfilter import url_filter
 from jalm.io import atomic_path, open_compressed, write_atomic
@@ -231,7 +232,8 @@ def _reject(
 
 
 class Judge:
-    """Decides one document: HTML extraction, normalisation, the filters, then the user stages, timing
+    """Decides one document: HTML extraction, normalisation, the filters, decontamination, line cleaning
+    and PII masking (refine.py), then the user stages, timing
     each step into the shard's stats. Set up once per shard from the run's configuration."""
 
     def __init__(self, config: CleanConfig, stages: list[Stage]) -> None:
@@ -243,6 +245,7 @@ class Judge:
         self.stages = stages
         urls = config.section("url_filter")
         self.urls = url_filter(urls.get("block", []), urls.get("allow", [])) if urls.get("block") else None
+        self.refine = Refiner(config.settings)  # decontamination, line cleaning, PII masking
 
     def __call__(
         self, record: dict[str, Any], text: str, stats: dict[str, Any]
@@ -279,6 +282,9 @@ class Judge:
             seconds[name] += time.perf_counter() - t0
             if reason is not None:
                 return reason, text, features
+        reason, text, features = self.refine(record, text, features, stats)
+        if reason is not None:
+            return reason, text, features
         for stage in self.stages:
             t0 = time.perf_counter()
             reason, text = stage(text)
