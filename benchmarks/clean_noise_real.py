@@ -157,16 +157,18 @@ def build(debs: Path = DEBS, out: Path = OUT) -> list[Path]:
     bullseye = sorted(edu.rglob("debian-edu-bullseye-manual.html"))
     bookworm = sorted(edu.rglob("debian-edu-bookworm-manual.html"))
     if bullseye and bookworm:
-        measured = {
-            title
-            for i, (title, _) in enumerate(html_sections(bookworm[0].read_text(encoding="utf-8")))
-            if split_of(f"debian-edu-doc-ja:{bookworm[0].name}#{i:03d} {title}") == "measure"
-        }
+        measured = {}
+        for i, (title, _) in enumerate(html_sections(bookworm[0].read_text(encoding="utf-8"))):
+            doc_id = f"debian-edu-doc-ja:{bookworm[0].name}#{i:03d} {title}"
+            if split_of(doc_id) == "measure":
+                measured[title] = doc_id
         for title, part in html_sections(bullseye[0].read_text(encoding="utf-8")):
             text = extract_main_text(part) or ""
             if title in measured and len(text) >= 300 and len(records["near_duplicate"]) < N["near_duplicate"]:
                 source = f"debian:debian-edu-doc-ja bullseye manual: {title}"
-                records["near_duplicate"].append(_record("near_duplicate", source, text, "GPL-2+"))
+                record = _record("near_duplicate", source, text, "GPL-2+")
+                record["copy_of"] = measured[title]  # the id of the bookworm section
+                records["near_duplicate"].append(record)
 
     out.mkdir(parents=True, exist_ok=True)
     paths = []

@@ -48,10 +48,23 @@ def length(doc: Features, p: dict[str, Any]) -> str | None:
 
 @register("japanese_share")
 def japanese_share(doc: Features, p: dict[str, Any]) -> str | None:
-    """Hiragana + katakana + kanji over all non-space characters of the WHOLE document."""
+    """Hiragana + katakana + kanji over all non-space characters of the whole document; a document
+    below `min` (technical Japanese: commands, options, paths, identifiers, English terms) is judged
+    on its prose instead (Features.prose): the lines holding Japanese must cover `min_prose_lines` of
+    its characters, and on them Japanese letters must make up `min_in_prose` of the letters, ASCII
+    tokens shaped like paths, options, identifiers or numbers not counted. Below `floor`, no look."""
     share = ratio(doc.n_japanese, doc.n_chars)
-    if share < p["min"]:
+    if share >= p["min"]:
+        return None
+    if share < p.get("floor", p["min"]) or "min_prose_lines" not in p:
         return f"japanese_share: {share:.2f} < {p['min']}"
+    n_prose, n_ja, n_words = doc.prose
+    lines = ratio(n_prose, doc.n_chars)
+    if lines < p["min_prose_lines"]:
+        return f"japanese_share: {share:.2f} < {p['min']}, and lines with Japanese hold {lines:.2f} of chars < {p['min_prose_lines']}"
+    in_prose = ratio(n_ja, n_ja + n_words)
+    if in_prose < p["min_in_prose"]:
+        return f"japanese_share: {share:.2f} < {p['min']}, and Japanese is {in_prose:.2f} of the letters on its lines < {p['min_in_prose']}"
     return None
 
 
@@ -72,12 +85,45 @@ def char_classes(doc: Features, p: dict[str, Any]) -> str | None:
     return None
 
 
+_HTML_TAGS = (
+    "a|b|i|u|p|br|hr|em|tt|li|ul|ol|dl|dt|dd|h[1-6]|div|span|font|table|tr|td|th|tbody|thead|img|pre|"
+    "code|strong|small|sup|sub|center|script|style|meta|link|head|body|html|title|form|input|iframe|"
+    "nav|section|article|header|footer|noscript|blockquote|option|select|button|label"
+)
+# Markup constructs, not symbols: HTML/XML tags (a known tag name, or any tag with an attribute; not
+# <username>, <stdio.h> or <https://...>), comments and declarations, entities; roff requests,
+# comments and escapes; wiki brackets; Aozora ruby 《...》 and annotations [#...] (［＃...］ after NFKC).
+_MARKUP_CONSTRUCT = re.compile(
+    rf"</?(?:{_HTML_TAGS})\b[^<>\n]{{0,200}}>|<[A-Za-z][\w:-]*[ \t][^<>\n]*=[^<>\n]{{0,200}}>|<[!?][^<>\n]{{0,200}}>"
+    r"|&(?:[A-Za-z]{2,8}|#\d{2,5});"
+    r"""|^\.[A-Za-z]{1,3}(?:[ \t].*)?$|^['.]\\".*$|\\f[BIRP1-4]|\\\(..|\\[-&e]|\\\*\(?\w+"""
+    r"|\[\[|\]\]|\{\{|\}\}|'''"
+    r"|《[^》\n]{0,50}》|\[#[^\]\n]{0,100}\]",
+    re.MULTILINE,
+)
+
+
 @register("markup")
 def markup(doc: Features, p: dict[str, Any]) -> str | None:
-    """Markup characters (<>{}[]\\|#=_/《》) left by HTML, roff, wiki or Aozora source text."""
+    """Markup left by HTML, roff, wiki or Aozora source text. Cheap first: the share of markup
+    symbols (<>{}[]\\|#=_/《》); a document over `max_share` is judged on the characters inside
+    markup constructs (tags, entities, roff requests and escapes, wiki brackets, ruby and
+    annotations) against `max_construct_share`, because the paths (/usr/bin), identifiers
+    (O_RDONLY), placeholders (<file>), option syntax ([-a]) and tables (| a | b |) of technical
+    prose are symbols, not markup."""
     share = ratio(doc.class_counts[chars.MARKUP], doc.n_chars)
-    if share > p["max_share"]:
+    if share <= p["max_share"]:
+        return None
+    if "max_construct_share" not in p:
         return f"markup: {share:.3f} of chars are markup symbols > {p['max_share']}"
+    found = _MARKUP_CONSTRUCT.findall(doc.text)
+    inside = sum(len(m) - m.count(" ") - m.count("\t") for m in found)
+    construct = ratio(inside, doc.n_chars)
+    if construct > p["max_construct_share"]:
+        return (
+            f"markup: {share:.3f} of chars are markup symbols > {p['max_share']}, and {construct:.3f} are in "
+            f"{len(found)} tags, entities, roff requests, ruby or annotations > {p['max_construct_share']}"
+        )
     return None
 
 
@@ -173,6 +219,14 @@ def char_repetition(doc: Features, p: dict[str, Any]) -> str | None:
         if repeated_bound(hashes, int(n), total, limit) <= limit:
             continue
         share = duplicated_ngram_share(hashes, int(n), total)
+        if share > limit and p.get("ascii_free_retry", False):
+            # Technical prose names the same identifiers, options and paths again and again
+            # (pthread_attr_getinheritsched, PTHREAD_EXPLICIT_SCHED): judge the text without them.
+            rest = doc.without_ascii
+            retry = duplicated_ngram_share(rest.ngram_hashes(int(n)), int(n), rest.n_dense)
+            if retry <= limit:
+                continue
+            return f"char_repetition: repeated {n}-grams cover {share:.2f} of chars ({retry:.2f} without ASCII) > {limit}"
         if share > limit:
             return f"char_repetition: repeated {n}-grams cover {share:.2f} of chars > {limit}"
     return None
