@@ -114,9 +114,13 @@ def build(debs: Path = DEBS, out: Path = OUT) -> list[Path]:
             if split_of(doc["id"]) == "measure" and len(text) >= 300 and _japanese_share(text) < 0.05:
                 english.append(_record("english", doc["source"], text, doc["license"]))
     records["english"] = _pick(english, N["english"], key=lambda r: r["source"])
-    for source, roff in _pick(man_sources, N["markup"] - len(records["markup"]), key=lambda item: "roff" + item[0]):
+    for source, roff in _pick(
+        man_sources, N["markup"] - len(records["markup"]), key=lambda item: "roff" + item[0]
+    ):
         if _japanese_share(roff) >= 0.05:
-            records["markup"].append(_record("markup", source + " (roff source)", roff, "licence of the original man page"))
+            records["markup"].append(
+                _record("markup", source + " (roff source)", roff, "licence of the original man page")
+            )
 
     zh = sorted((extra["manpages-zh"] / "usr/share/man").glob("zh_*/man*/*.gz"))
     for path in _pick(zh, N["chinese"] * 2, key=lambda p: p.name + p.parent.parent.name):
@@ -133,7 +137,9 @@ def build(debs: Path = DEBS, out: Path = OUT) -> list[Path]:
     blocks = [(i, entries[i : i + 40]) for i in range(0, len(entries) - 40, 40)]
     for i, block in _pick(blocks, N["word_list"], key=lambda item: item[0]):
         records["word_list"].append(
-            _record("word_list", f"debian:skkdic SKK-JISYO.L entries {i}-{i + 39}", "\n".join(block), "GPL-2+")
+            _record(
+                "word_list", f"debian:skkdic SKK-JISYO.L entries {i}-{i + 39}", "\n".join(block), "GPL-2+"
+            )
         )
 
     try:
@@ -150,7 +156,11 @@ def build(debs: Path = DEBS, out: Path = OUT) -> list[Path]:
     stdlib = sorted(Path(argparse.__file__).parent.glob("*.py"))  # Python's own library (PSF licence)
     for path in _pick(stdlib, N["code"] - len(code), key=lambda p: p.name):
         text = path.read_text(encoding="utf-8", errors="replace")
-        code.append(_record("code", f"python {sys.version_info[0]}.{sys.version_info[1]} {path.name}", text, "PSF-2.0"))
+        code.append(
+            _record(
+                "code", f"python {sys.version_info[0]}.{sys.version_info[1]} {path.name}", text, "PSF-2.0"
+            )
+        )
     records["code"] = _pick(code, N["code"], key=lambda r: r["source"])
 
     edu = unpack(files["debian-edu-doc-ja"], debs / "x" / "debian-edu-doc-ja")
@@ -164,7 +174,11 @@ def build(debs: Path = DEBS, out: Path = OUT) -> list[Path]:
                 measured[title] = doc_id
         for title, part in html_sections(bullseye[0].read_text(encoding="utf-8")):
             text = extract_main_text(part) or ""
-            if title in measured and len(text) >= 300 and len(records["near_duplicate"]) < N["near_duplicate"]:
+            if (
+                title in measured
+                and len(text) >= 300
+                and len(records["near_duplicate"]) < N["near_duplicate"]
+            ):
                 source = f"debian:debian-edu-doc-ja bullseye manual: {title}"
                 record = _record("near_duplicate", source, text, "GPL-2+")
                 record["copy_of"] = measured[title]  # the id of the bookworm section

@@ -77,10 +77,17 @@ def run(files: list[Path], name: str) -> dict:
                 rows[("clean", group)].append(right)
                 if not right:
                     lost[reasons.get(doc_id, "?").split(":", 1)[0]] += 1
-    return {"rows": {f"{a}/{b}": v for (a, b), v in rows.items()}, "lost": lost, "missed": missed, "reasons": reasons}
+    return {
+        "rows": {f"{a}/{b}": v for (a, b), v in rows.items()},
+        "lost": lost,
+        "missed": missed,
+        "reasons": reasons,
+    }
 
 
-_DUPLICATE = re.compile(r"^(?:near_duplicate: of|exact_duplicate: same normalised text as) (.+?)(?: \(MinHash.*)?$")
+_DUPLICATE = re.compile(
+    r"^(?:near_duplicate: of|exact_duplicate: same normalised text as) (.+?)(?: \(MinHash.*)?$"
+)
 
 
 def copy_of_kept(doc_id: str, kept: set[str], reasons: dict[str, str]) -> bool:
@@ -115,11 +122,15 @@ def table(results: dict[str, dict]) -> list[str]:
             label, group = key.split("/", 1)
             verb = "kept" if label == "clean" else "removed"
             totals[label] += values
-            lines.append(f"| {part} | {label} ({verb}) | {group} | {len(values)} | {100 * sum(values) / len(values):.1f}% |")
+            lines.append(
+                f"| {part} | {label} ({verb}) | {group} | {len(values)} | {100 * sum(values) / len(values):.1f}% |"
+            )
         for label, values in totals.items():
             verb = "kept" if label == "clean" else "removed"
             share = 100 * sum(values) / len(values)
-            lines.append(f"| **{part}** | **{label} ({verb})** | **all** | **{len(values)}** | **{share:.1f}%** |")
+            lines.append(
+                f"| **{part}** | **{label} ({verb})** | **all** | **{len(values)}** | **{share:.1f}%** |"
+            )
     return lines
 
 
@@ -128,10 +139,14 @@ def main() -> None:
     results = {name: run(files, name) for name, files in parts.items()}
     print("\n".join(table(results)))
     for name, result in results.items():
-        print(f"{name}: clean lost by rule {dict(result['lost'].most_common())}; noise kept by category {dict(result['missed'].most_common())}")
+        print(
+            f"{name}: clean lost by rule {dict(result['lost'].most_common())}; noise kept by category {dict(result['missed'].most_common())}"
+        )
     WORK.mkdir(parents=True, exist_ok=True)
     summary = {name: {"rows": r["rows"], "reasons": r["reasons"]} for name, r in results.items()}
-    (WORK / "techja_quality.json").write_text(json.dumps(summary, ensure_ascii=False, indent=1), encoding="utf-8")
+    (WORK / "techja_quality.json").write_text(
+        json.dumps(summary, ensure_ascii=False, indent=1), encoding="utf-8"
+    )
 
 
 if __name__ == "__main__":

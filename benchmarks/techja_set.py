@@ -153,7 +153,9 @@ def html_docs(root: Path, package: str, version: str) -> list[dict]:
         if package in SAMPLE:
             pages = sorted(pages, key=lambda p: hashlib.sha256(str(p.relative_to(root)).encode()).hexdigest())
             pages = sorted(pages[: SAMPLE[package]])
-        items = [("/" + str(p.relative_to(root)), p.read_text(encoding="utf-8", errors="replace")) for p in pages]
+        items = [
+            ("/" + str(p.relative_to(root)), p.read_text(encoding="utf-8", errors="replace")) for p in pages
+        ]
     else:
         if package == "kicad-doc-ja":
             pages = sorted((root / "usr/share/doc/kicad/help/ja").glob("*.html"))

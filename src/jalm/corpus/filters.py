@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from jalm.corpus import chars
-from jalm.corpus.features import Features, japanese_word_gaps, ratio
+from jalm.corpus.features import _JAPANESE_CHAR, Features, japanese_word_gaps, ratio
 from jalm.corpus.repetition import (
     duplicated_ngram_share,
     repeated_bound,
@@ -106,13 +106,15 @@ _MARKUP_CONSTRUCT = re.compile(
 @register("markup")
 def markup(doc: Features, p: dict[str, Any]) -> str | None:
     """Markup left by HTML, roff, wiki or Aozora source text. Cheap first: the share of markup
-    symbols (<>{}[]\\|#=_/《》); a document over `max_share` is judged on the characters inside
+    symbols (<>{}[]\\|#=_/《》); a document over `max_share` (or with roff's ".XX" request lines and
+    backslashes) is judged on the characters inside
     markup constructs (tags, entities, roff requests and escapes, wiki brackets, ruby and
     annotations) against `max_construct_share`, because the paths (/usr/bin), identifiers
     (O_RDONLY), placeholders (<file>), option syntax ([-a]) and tables (| a | b |) of technical
     prose are symbols, not markup."""
     share = ratio(doc.class_counts[chars.MARKUP], doc.n_chars)
-    if share <= p["max_share"]:
+    roff = "\n." in doc.text and "\\" in doc.text  # roff source has few symbols: requests are ".XX" lines
+    if share <= p["max_share"] and not ("max_construct_share" in p and roff):
         return None
     if "max_construct_share" not in p:
         return f"markup: {share:.3f} of chars are markup symbols > {p['max_share']}"
@@ -121,8 +123,8 @@ def markup(doc: Features, p: dict[str, Any]) -> str | None:
     construct = ratio(inside, doc.n_chars)
     if construct > p["max_construct_share"]:
         return (
-            f"markup: {share:.3f} of chars are markup symbols > {p['max_share']}, and {construct:.3f} are in "
-            f"{len(found)} tags, entities, roff requests, ruby or annotations > {p['max_construct_share']}"
+            f"markup: {construct:.3f} of chars are in {len(found)} tags, entities, roff requests, ruby or "
+            f"annotations > {p['max_construct_share']} ({share:.3f} are markup symbols)"
         )
     return None
 
@@ -146,6 +148,17 @@ def sentence_end(doc: Features, p: dict[str, Any]) -> str | None:
     """「。」 rarity: listings, keyword spam and navigation have few sentence ends per character."""
     ends = doc.n_sentence_ends
     per_end = doc.n_chars / max(ends, 1)
+    if per_end > p["max_chars_per_end"] and p.get("skip_tables", False) and "|" in doc.text:
+        # Table rows (| key | action |, as the HTML extractor writes tables) hold no sentences.
+        rows = [line for line in doc.lines if line.startswith("|") and line.endswith("|")]
+        in_rows = sum(len(line) - line.count(" ") for line in rows)
+        ends -= sum(
+            line.count("。") + line.count("」") + line.count("』") + line.count("!") + line.count("?")
+            for line in rows
+        )
+        per_end = (doc.n_chars - in_rows) / max(ends, 1)
+        if per_end > p["max_chars_per_end"]:
+            return f"sentence_end: {ends} sentence ends in {doc.n_chars - in_rows} chars outside tables (1 per {per_end:.0f} > {p['max_chars_per_end']})"
     if per_end > p["max_chars_per_end"]:
         return f"sentence_end: {ends} sentence ends in {doc.n_chars} chars (1 per {per_end:.0f} > {p['max_chars_per_end']})"
     return None
@@ -236,14 +249,16 @@ def char_repetition(doc: Features, p: dict[str, Any]) -> str | None:
 def keywords(doc: Features, p: dict[str, Any]) -> str | None:
     """NG-word, advertising and header/footer lists, every occurrence found (as Aho-Corasick does)
     and COUNTED: a list fires when its hits reach `min_count` and `min_per_1000_chars` (per 1000
-    non-space chars)."""
+    non-space chars). A list with `max_line_chars` counts only hits on lines that short: header,
+    footer and menu words (ログイン, アーカイブ) stand alone there, and are ordinary words in prose."""
     from jalm.corpus.keywords import matcher_for_lists
 
     lists = p["lists"]
     matcher = matcher_for_lists(lists)
     flags = doc.flags if doc.table is matcher.table else None
     hits: dict[str, Counter[str]] = {}
-    for name, word in matcher.matches(doc.text, doc.codes, flags):
+    short = {name: entry["max_line_chars"] for name, entry in lists.items() if "max_line_chars" in entry}
+    for name, word in matcher.matches(doc.text, doc.codes, flags, short):
         hits.setdefault(name, Counter())[word] += 1
     for name, entry in lists.items():
         counter = hits.get(name) or Counter()
@@ -276,9 +291,18 @@ def code(doc: Features, p: dict[str, Any]) -> str | None:
     if ratio(c[chars.LATIN] + c[chars.ASCII_SYMBOL] + c[chars.MARKUP], doc.n_chars) < p["min_ascii_share"]:
         return None  # too little ASCII to be code; saves the per-line scan on ordinary Japanese text
     lines = doc.lines
-    n_code = sum(1 for line in lines if _CODE_LINE.match(line))
+    is_code = [bool(_CODE_LINE.match(line)) for line in lines]
+    n_code = sum(is_code)
     share = ratio(n_code, len(lines))
     if n_code >= p["min_lines"] and share > p["max_line_share"]:
+        if "min_prose_sentences" in p:
+            # A manual with an example program or a synopsis is documentation, not code: its
+            # Japanese prose (the other lines holding Japanese) has sentences and covers a share of it.
+            prose = [line for line, code in zip(lines, is_code) if not code and _JAPANESE_CHAR.search(line)]
+            sentences = sum(line.count("。") for line in prose)
+            covered = ratio(sum(len(line) - line.count(" ") for line in prose), doc.n_chars)
+            if sentences >= p["min_prose_sentences"] and covered >= p["min_prose_share"]:
+                return None
         return f"code: {n_code} of {len(lines)} lines look like source code ({share:.2f} > {p['max_line_share']})"
     return None
 
