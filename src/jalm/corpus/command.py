@@ -127,7 +127,9 @@ def input_overrides(args: argparse.Namespace) -> dict[str, Any]:
     if getattr(args, "extractor", None):
         out["html"] = {"extractor": args.extractor}
     # Absolute paths: workers (and Ray tasks) may run elsewhere than the current directory.
-    urls = {key: [str(p.resolve()) for p in getattr(args, f"url_{key}", None) or []] for key in ("block", "allow")}
+    urls = {
+        key: [str(p.resolve()) for p in getattr(args, f"url_{key}", None) or []] for key in ("block", "allow")
+    }
     if urls["block"] or urls["allow"]:
         out["url_filter"] = urls
     if getattr(args, "split_mb", None) is not None:
