@@ -13,7 +13,13 @@ Rows (best of --repeats, runs interleaved so that load from other processes hits
   stats.json and report (reading, HTML detection, dedup passes, writing included);
 - jalm clean, 1 worker, no report: the same without report.md/report.png (matplotlib's import and
   the chart are a fixed ~1 CPU-second, whatever the corpus size);
-- jalm clean, N workers: the same with N processes (scaling).
+- jalm clean, N workers: the same with N processes (scaling);
+- jalm clean, 1 worker, + decontamination: the default run (which has line cleaning, PII masking and
+  the language identifier on) also checking every kept document against JSQuAD dev and the three
+  AI王 dev files (`--decontaminate`), its index built inside the run;
+- start-up: the CPU seconds of a whole `python -m jalm clean` process on one small file (interpreter,
+  imports, config, fastText model; + the decontamination index), the fixed cost of a run that the
+  rows above do not pay (they run in this process, imports done), reported apart.
 Two clocks, because this machine is shared: wall seconds, and CPU seconds of this process plus its
 finished children (resource.getrusage), which other users' load barely changes. "MB per CPU-second"
 is the per-core throughput; a wall-clock speed-up with workers needs idle cores to mean anything.
@@ -26,9 +32,11 @@ import json
 import os
 import resource
 import shutil
+import subprocess
+import sys
 import time
 
-from clean_common import WORK, build_labelled_set, hojichar_pipeline, read_jsonl
+from clean_common import ROOT, WORK, build_labelled_set, hojichar_pipeline, read_jsonl, require_shared
 from jalm.corpus import clean, dedup
 from jalm.corpus.config import CleanConfig
 from jalm.corpus.features import Features
@@ -86,12 +94,38 @@ def time_jalm_filters(texts) -> float:
     return time.perf_counter() - started
 
 
-def time_jalm_clean(files, workers: int, report: bool = True) -> float:
+def time_jalm_clean(files, workers: int, report: bool = True, config: CleanConfig | None = None) -> float:
     out = WORK / f"speed_out_{workers}"
     shutil.rmtree(out, ignore_errors=True)
     started = time.perf_counter()
-    clean(files, out, workers=workers, progress=False, report=report)
+    clean(files, out, config=config, workers=workers, progress=False, report=report)
     return time.perf_counter() - started
+
+
+def eval_files() -> list[str]:
+    shared = require_shared()
+    return [str(shared / "eval" / "jsquad-valid-v1.1.json")] + sorted(
+        str(p) for p in (shared / "eval" / "aio").glob("*.tsv")
+    )
+
+
+def startup_cpu(extra: list[str], repeats: int) -> float:
+    """Least CPU seconds of a fresh `python -m jalm clean` of one small file (one document)."""
+    tiny = WORK / "startup" / "one.jsonl"
+    tiny.parent.mkdir(parents=True, exist_ok=True)
+    text = read_jsonl(require_shared() / "dev" / "wiki_jaquad.jsonl")[0]["text"]
+    tiny.write_text(json.dumps({"text": text}, ensure_ascii=False) + "\n", encoding="utf-8")
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
+    best = float("inf")
+    for _ in range(repeats):
+        command = [sys.executable, "-m", "jalm", "clean", str(tiny), "--out", str(tiny.parent / "out")]
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        subprocess.run(
+            [*command, "--overwrite", "--no-progress", *extra], check=True, env=env, capture_output=True
+        )
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        best = min(best, after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
+    return best
 
 
 def main() -> None:
@@ -117,6 +151,10 @@ def main() -> None:
         for w in args.workers
     ]
     rows.insert(3, ("jalm clean, 1 worker, no report", time_jalm_clean, (shards, 1, False)))
+    decontaminate = CleanConfig.load(overrides={"decontaminate": {"files": eval_files()}})
+    rows.insert(
+        4, ("jalm clean, 1 worker, + decontamination", time_jalm_clean, (shards, 1, True, decontaminate))
+    )
     wall: dict[str, float] = {}
     cpu: dict[str, float] = {}
     for _ in range(args.repeats):
@@ -136,6 +174,12 @@ def main() -> None:
         print(
             f"| {name} | {seconds:.2f} | {mb / seconds:.2f} | {cpu[name]:.2f} | {per_cpu:.2f} | {per_cpu / base:.1f} | {speedup} |"
         )
+    plain = startup_cpu([], args.repeats)
+    with_eval = startup_cpu(["--decontaminate", *eval_files()], args.repeats)
+    print(
+        f"\nstart-up, a fresh `python -m jalm clean` of one document: {plain:.2f} CPU-s; "
+        f"with --decontaminate (JSQuAD dev + 3 AI王 files): {with_eval:.2f} CPU-s"
+    )
     print(f"\nload average after: {os.getloadavg()[0]:.1f}")
 
 

@@ -78,6 +78,14 @@ def run_plain(packed: Path, steps: int, warmup: int, batch: int, seq_len: int, l
     return {"step_seconds": step_seconds[warmup:], "losses": losses}
 
 
+def run_jalm_bf16_attention(*args) -> dict:
+    """jalm as `run_jalm`, but with attention left to autocast (bf16) instead of the float32 kernel."""
+    import jalm.model.attention
+
+    jalm.model.attention.fp32_attention_pays = lambda device, bf16: False
+    return run_jalm(*args)
+
+
 def run_jalm(packed: Path, steps: int, warmup: int, batch: int, seq_len: int, lr: float) -> dict:
     from jalm.train import train
     from jalm.train.config import default_config
@@ -110,6 +118,9 @@ def run_jalm(packed: Path, steps: int, warmup: int, batch: int, seq_len: int, lr
     return {"step_seconds": step_seconds, "losses": [r["loss"] for r in records]}
 
 
+SIDES = {"plain": run_plain, "jalm": run_jalm, "jalm-bf16-attention": run_jalm_bf16_attention}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -122,20 +133,26 @@ def main() -> int:
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--rounds", type=int, default=2, help="alternating plain/jalm launches of each")
     parser.add_argument("--work", default=str(ROOT / "runs" / "bench-train"))
-    parser.add_argument("--child", choices=["plain", "jalm"], help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--bf16-attention",
+        action="store_true",
+        help="also run jalm with attention in bf16 (autocast's choice) to price the float32 kernel",
+    )
+    parser.add_argument("--child", choices=list(SIDES), help=argparse.SUPPRESS)
     args = parser.parse_args()
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     packed = prepare_data(work, args.vocab)
     if args.child:
-        fn = run_plain if args.child == "plain" else run_jalm
+        fn = SIDES[args.child]
         print(json.dumps(fn(packed, args.steps, args.warmup, args.batch, args.seq_len, args.lr)))
         return 0
     # Alternate the order each round so a slow spell on a shared machine hits both; the median step time
     # over all rounds ignores the odd step that another process stole.
-    results = {"plain": [], "jalm": []}
+    names = ["plain", "jalm"] + (["jalm-bf16-attention"] if args.bf16_attention else [])
+    results = {name: [] for name in names}
     for round_index in range(args.rounds):
-        for name in ("plain", "jalm") if round_index % 2 == 0 else ("jalm", "plain"):
+        for name in names if round_index % 2 == 0 else names[::-1]:
             command = [sys.executable, __file__, "--child", name, *sys.argv[1:]]
             out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
             results[name].append(json.loads(out.strip().splitlines()[-1]))
@@ -152,6 +169,12 @@ def main() -> int:
     print(f"plain transformers loop: {speed['plain']:8.0f} tokens/s (median step)")
     print(f"jalm train --compile:    {speed['jalm']:8.0f} tokens/s   ratio {ratio:.2f}x")
     print("ratio per round: " + ", ".join(f"{r:.2f}x" for r in per_round))
+    if args.bf16_attention:
+        bf16_attention = speed["jalm-bf16-attention"]
+        print(
+            f"jalm, bf16 attention:    {bf16_attention:8.0f} tokens/s   float32 attention is "
+            f"{speed['jalm'] / bf16_attention:.2f}x of it"
+        )
     plain_losses, jalm_losses = results["plain"][0]["losses"], results["jalm"][0]["losses"]
     gap = max(abs(a - b) for a, b in zip(plain_losses, jalm_losses))
     print(

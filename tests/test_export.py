@@ -113,8 +113,8 @@ def test_export_of_a_directory_that_is_not_a_run(tmp_path):
 
 
 IDIOM = """
-import sys, transformers
-from transformers import AutoModelForCausalLM, AutoTokenizer
+import sys, tempfile, torch, transformers
+from transformers import AutoModelForCausalLM, AutoTokenizer, pipeline
 model = AutoModelForCausalLM.from_pretrained(sys.argv[1])
 for fast in (False, True):
     tokenizer = AutoTokenizer.from_pretrained(sys.argv[1], use_fast=fast)
@@ -122,21 +122,114 @@ for fast in (False, True):
     assert set(inputs) == {"input_ids", "attention_mask"}, sorted(inputs)
     out = model.generate(**inputs, max_new_tokens=4, do_sample=False, pad_token_id=tokenizer.pad_token_id)
     assert out.shape[1] == inputs["input_ids"].shape[1] + 4
+    # a padded batch, padded on the left as generation wants
+    tokenizer.padding_side = "left"
+    batch = tokenizer([sys.argv[2], "こんにちは"], return_tensors="pt", padding=True)
+    assert set(batch) == {"input_ids", "attention_mask"} and batch["attention_mask"][1, 0] == 0
+    out = model.generate(**batch, max_new_tokens=3, do_sample=False, pad_token_id=tokenizer.pad_token_id)
+    assert out.shape == (2, batch["input_ids"].shape[1] + 3)
+# LINE's model-card snippet
+generator = pipeline("text-generation", model=model, tokenizer=tokenizer, device=-1)
+text = generator(sys.argv[2], max_length=20, do_sample=True, pad_token_id=tokenizer.pad_token_id,
+                 num_return_sequences=2)
+assert len(text) == 2 and text[0]["generated_text"].startswith(sys.argv[2])
+# bf16 loading, as users do on GPUs
+half = AutoModelForCausalLM.from_pretrained(sys.argv[1], torch_dtype=torch.bfloat16)
+assert next(half.parameters()).dtype == torch.bfloat16
+# save_pretrained round trip: same logits, tokenizer still without token_type_ids
+ids = tokenizer(sys.argv[2], return_tensors="pt").input_ids
+with tempfile.TemporaryDirectory() as saved:
+    model.save_pretrained(saved)
+    tokenizer.save_pretrained(saved)
+    again = AutoModelForCausalLM.from_pretrained(saved)
+    assert torch.equal(model(ids).logits, again(ids).logits)
+    assert set(AutoTokenizer.from_pretrained(saved)(sys.argv[2])) == {"input_ids", "attention_mask"}
 print(transformers.__version__)
 """
 
 
-@pytest.mark.parametrize("tf4", [False, True])
-def test_generate_on_the_tokenizers_output_works_under_both_majors(tiny_model_dir, tf4):
-    """The idiom users write first: `model.generate(**tokenizer(text, return_tensors="pt"))`. Under 4.x a
-    PreTrainedTokenizerFast also returns token_type_ids, which generate() refuses for GPT-NeoX."""
+def run_idiom(model_dir: Path, tf4: bool) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(tf4_path()) if tf4 else ""}
-    result = subprocess.run(
-        [sys.executable, "-c", IDIOM, str(tiny_model_dir), PROMPT],
+    return subprocess.run(
+        [sys.executable, "-c", IDIOM, str(model_dir), PROMPT],
         capture_output=True,
         text=True,
         env=env,
         timeout=300,
     )
+
+
+@pytest.mark.parametrize("tf4", [False, True])
+def test_generate_on_the_tokenizers_output_works_under_both_majors(tiny_model_dir, tf4):
+    """The idioms users write first, starting with `model.generate(**tokenizer(text, return_tensors="pt"))`:
+    under 4.x a PreTrainedTokenizerFast also returns token_type_ids, which generate() refuses for GPT-NeoX."""
+    result = run_idiom(tiny_model_dir, tf4)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip().splitlines()[-1].startswith("4." if tf4 else "5.")
+
+
+def make_old_export(model_dir: Path, out: Path) -> Path:
+    """An export as jalm wrote it before: no model_input_names, no 4.x rotary keys."""
+    shutil.copytree(model_dir, out)
+    for name, keys in (("tokenizer_config.json", ["model_input_names"]), ("config.json", ["rotary_pct"])):
+        data = json.loads((out / name).read_text())
+        for key in keys:
+            data.pop(key)
+        (out / name).write_text(json.dumps(data))
+    return out
+
+
+def test_upgrade_makes_an_old_export_work_under_transformers_4(tiny_model_dir, tmp_path, capsys):
+    from jalm.cli import main
+
+    old = make_old_export(tiny_model_dir, tmp_path / "old")
+    failed = run_idiom(old, tf4=True)
+    assert failed.returncode != 0 and "token_type_ids" in failed.stderr
+    assert main(["export", str(old), "--upgrade"]) == 0
+    assert "2 change(s)" in capsys.readouterr().out
+    upgraded = run_idiom(old, tf4=True)
+    assert upgraded.returncode == 0, upgraded.stderr[-2000:]
+    assert main(["export", str(old), "--upgrade"]) == 0
+    assert "up to date" in capsys.readouterr().out
+    assert json.loads((old / "config.json").read_text())["rotary_pct"] == 1.0
+
+
+def test_vllm_check_passes_jalm_exports_of_both_layouts(tiny_model_dir, tokenizer_dir, tmp_path):
+    from jalm.export.vllm_check import check_vllm
+    from jalm.model import build_model, get_preset, hf_config
+    from jalm.model.build import portable_config_dict
+    from jalm.tokenizer import write_hf_tokenizer_files
+
+    assert [f for f in check_vllm(tiny_model_dir) if f.level == "error"] == []
+    gpt2 = tmp_path / "gpt2"
+    config = hf_config(get_preset("test-gpt2"), 4000)
+    build_model(config).save_pretrained(gpt2)
+    (gpt2 / "config.json").write_text(json.dumps(portable_config_dict(config)))
+    write_hf_tokenizer_files(tokenizer_dir / "spiece.model", gpt2, model_max_length=256)
+    findings = check_vllm(gpt2)
+    assert [f for f in findings if f.level == "error"] == []
+    assert any("head size 16" in f.message for f in findings)  # the test preset's heads are too narrow
+
+
+def test_vllm_check_finds_what_vllm_would_get_wrong(tiny_model_dir, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    from jalm.export.vllm_check import check_vllm
+
+    broken = make_old_export(tiny_model_dir, tmp_path / "broken")
+    weights = load_file(broken / "model.safetensors")
+    weights["gpt_neox.layers.0.attention.extra.weight"] = weights.pop(
+        "gpt_neox.layers.0.attention.dense.weight"
+    )
+    save_file(weights, broken / "model.safetensors")
+    generation = json.loads((broken / "generation_config.json").read_text())
+    (broken / "generation_config.json").write_text(json.dumps({**generation, "temperature": 0.7}))
+    messages = [f"{f.level}: {f.message}" for f in check_vllm(broken)]
+    assert any(m.startswith("error: config.json: no rotary_pct") for m in messages), messages
+    assert any(m.startswith("error: weights: 1 tensors unknown") and "attention.extra" in m for m in messages)
+    assert any(m.startswith("error: weights: 1 tensors missing") and "attention.dense" in m for m in messages)
+    assert any(m.startswith("warning: generation_config.json sets temperature") for m in messages)
+    config = json.loads((broken / "config.json").read_text())
+    config["architectures"] = ["LlamaForCausalLM"]
+    (broken / "config.json").write_text(json.dumps(config))
+    assert check_vllm(broken)[0].message.startswith("config.json: architectures ['LlamaForCausalLM']")

@@ -82,3 +82,22 @@ def test_small_init_stds(preset_name):
 def test_unknown_preset_is_one_line_error():
     with pytest.raises(JalmError, match="unknown preset 'huge'"):
         get_preset("huge")
+
+
+def test_fp32_attention_runs_in_float32_under_bf16_autocast():
+    """The float32 attention path must not be re-cast to bf16 by CPU autocast (which lists SDPA as a bf16
+    op): its output equals a float32 reference to float32 rounding, where a bf16 kernel is off by ~1e-3."""
+    from types import SimpleNamespace
+
+    from jalm.model.attention import sdpa_fp32_forward
+
+    generator = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(2, 4, 64, 32, generator=generator).bfloat16().float() for _ in range(3))
+    module = SimpleNamespace(is_causal=True, training=False, num_key_value_groups=1)
+    reference = torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        output, _ = sdpa_fp32_forward(module, q, k, v, None, dropout=0.0, scaling=None, is_causal=True)
+        bf16_kernel = torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
+    assert output.dtype == torch.float32
+    assert (bf16_kernel.float() - reference).abs().max() > 1e-3  # the check can fail: autocast does cast
+    assert (output.float() - reference.transpose(1, 2)).abs().max() < 1e-5

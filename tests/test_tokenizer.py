@@ -386,3 +386,32 @@ def test_load_sentencepiece_errors(tmp_path: Path):
     (tmp_path / "spiece.model").write_bytes(b"not a model")
     with pytest.raises(JalmError, match="not a SentencePiece model"):
         load_sentencepiece(tmp_path)
+
+
+def test_sampling_is_uniform_across_shards_and_bounded():
+    """Reservoir sampling over many shards: each shard's share of the sample follows its share of the
+    sentences (not of the files), and the sample never holds more than --max-sentences."""
+    from jalm.tokenizer import sample_sentences
+
+    big = [f"大きい{i}。" for i in range(3000)]
+    small = [f"小さい{i}。" for i in range(1000)]
+    sample, counts = sample_sentences(iter(big + small), 400, seed=1)
+    assert len(sample) == 400 and counts["sentences_seen"] == 4000
+    share = sum(s.startswith("小さい") for s in sample) / len(sample)
+    assert 0.19 < share < 0.31  # expected 0.25; binomial sd 0.022, so ±2.7 sd
+    assert sample_sentences(iter(big + small), 400, seed=1)[0] == sample
+
+
+def test_a_sample_too_big_for_memory_is_refused_before_training(monkeypatch, tmp_path):
+    import jalm.train.plan
+    from jalm.tokenizer import train_tokenizer
+
+    corpus = tmp_path / "c.jsonl"
+    corpus.write_text(
+        "\n".join(json.dumps({"text": f"吾輩は猫である{i}。名前はまだ無い。"}) for i in range(50))
+    )
+    monkeypatch.setattr(jalm.train.plan, "machine_memory", lambda: 20_000)
+    with pytest.raises(
+        JalmError, match=r"need about .* GiB to train SentencePiece .* use --max-sentences \d+"
+    ):
+        train_tokenizer([corpus], tmp_path / "tok", vocab_size=300, progress=False)

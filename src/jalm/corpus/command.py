@@ -10,9 +10,14 @@ EXAMPLE = """examples:
   jalm clean data/corpus/*.jsonl.zst data/noisy/web_raw.jsonl.zst --out runs/clean
   jalm clean crawl/ --out runs/clean --workers 8 --config my_rules.toml
   RAY_ADDRESS=auto jalm clean s3mount/crawl/ --out s3mount/clean --executor ray
+  jalm clean CC-MAIN-*.warc.gz --out runs/web --workers 8 --url-block blocklist.txt
+  jalm clean crawl/ --out runs/clean --decontaminate data/eval/jsquad-valid-v1.1.json.zst --pii off
 
-inputs: .jsonl/.jsonl.gz/.jsonl.zst and .parquet files (one shard each), folders of .txt/.html
-files (one shard per folder; HTML is reduced to its main text). Writes DIR/kept/, DIR/rejected/
+inputs: .jsonl/.jsonl.gz/.jsonl.zst and .parquet files (one shard each), web archives
+(.warc/.wet/.arc, plain or .gz: HTML and text responses become documents with url, date and
+warc_record_id; other records are counted by type), folders of .txt/.html files (one shard per
+folder; HTML is reduced to its main text). Plain JSONL and WARC files over --split-mb are cut into
+byte ranges at record boundaries, one shard each. Writes DIR/kept/, DIR/rejected/
 (each record with its `reason`: rule and evidence), DIR/quarantine/ (unreadable input, with file
 and line), DIR/stats.json, DIR/report.md + report.png. Rerun the same command to resume a killed run.
 The default rules: python -c "import jalm.corpus.config as c; print(c.DEFAULT_CONFIG_PATH.read_text())"."""
@@ -48,7 +53,45 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="local processes, or Ray (joins RAY_ADDRESS if set, else starts a local Ray with N CPUs)",
     )
     parser.add_argument(
+        "--extractor",
+        choices=("resiliparse", "trafilatura"),
+        help="HTML main-text extractor (default from the config: resiliparse)",
+    )
+    parser.add_argument(
+        "--url-block",
+        action="append",
+        type=Path,
+        metavar="FILE",
+        help="reject documents whose url matches this list (domains, URL patterns with *, re:REGEX); repeatable",
+    )
+    parser.add_argument(
+        "--url-allow",
+        action="append",
+        type=Path,
+        metavar="FILE",
+        help="exceptions to --url-block: URLs on this list are never blocked; repeatable",
+    )
+    parser.add_argument(
+        "--split-mb",
+        type=float,
+        metavar="MB",
+        help="cut plain JSONL and WARC files bigger than this into ranges of this size (0: never; default 256)",
+    )
+    parser.add_argument(
         "--overwrite", action="store_true", help="delete an earlier run's outputs in DIR first"
+    )
+    parser.add_argument(
+        "--pii",
+        choices=("mask", "off"),
+        help="replace e-mail addresses, phone numbers, IP addresses and card numbers by placeholders "
+        "(default: the config's [pii] mode, mask)",
+    )
+    parser.add_argument(
+        "--decontaminate",
+        nargs="+",
+        type=Path,
+        metavar="FILE",
+        help="evaluation sets (.jsonl/.json/.tsv, .gz/.zst): reject documents sharing a 30-character n-gram with them",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
@@ -69,15 +112,40 @@ def summary_line(stats: dict[str, Any], out: Path) -> str:
         f"rejected {stats['rejected_total']}"
         + (f" ({rejected})" if rejected else "")
         + f", quarantined {stats['malformed']}; {html}"
-        f"{t.get('total_s', 0):.1f} s, {t.get('mb_per_s') or 0:.1f} MB/s → {out}/ (report.md, stats.json)"
+        + (
+            f"{sum(stats['non_documents'].values())} web archive records without a document counted; "
+            if stats.get("non_documents")
+            else ""
+        )
+        + f"{t.get('total_s', 0):.1f} s, {t.get('mb_per_s') or 0:.1f} MB/s → {out}/ (report.md, stats.json)"
     )
+
+
+def input_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The config keys that --extractor, --url-block/--url-allow, --split-mb, --pii and --decontaminate set."""
+    out: dict[str, Any] = {}
+    if getattr(args, "extractor", None):
+        out["html"] = {"extractor": args.extractor}
+    # Absolute paths: workers (and Ray tasks) may run elsewhere than the current directory.
+    urls = {
+        key: [str(p.resolve()) for p in getattr(args, f"url_{key}", None) or []] for key in ("block", "allow")
+    }
+    if urls["block"] or urls["allow"]:
+        out["url_filter"] = urls
+    if getattr(args, "split_mb", None) is not None:
+        out["input"] = {"split_mb": args.split_mb}
+    if getattr(args, "pii", None):
+        out["pii"] = {"mode": args.pii}
+    if getattr(args, "decontaminate", None):
+        out["decontaminate"] = {"files": [str(path.resolve()) for path in args.decontaminate]}
+    return out
 
 
 def run(args: argparse.Namespace) -> int:
     from jalm.corpus.config import CleanConfig
     from jalm.corpus.pipeline import clean
 
-    config = CleanConfig.load(args.config)
+    config = CleanConfig.load(args.config, overrides=input_overrides(args))
     stats = clean(
         args.inputs,
         args.out,

@@ -66,11 +66,18 @@ class CleanConfig:
 
     def validate(self, where: str = "config") -> None:
         from jalm.corpus.filters import FILTERS
+        from jalm.corpus.refine import validate as validate_refine
 
+        validate_refine(self.settings, where)
         for name in self.settings.get("filters", {}):
             if name not in FILTERS:
                 known = ", ".join(FILTERS)
                 raise JalmError(f"{where}: unknown filter {name!r} (known: {known})")
+        from jalm.corpus.html import EXTRACTORS
+
+        extractor = self.settings.get("html", {}).get("extractor", "resiliparse")
+        if extractor not in EXTRACTORS:
+            raise JalmError(f"{where}: unknown HTML extractor {extractor!r} (known: {', '.join(EXTRACTORS)})")
 
     @property
     def text_field(self) -> str:

@@ -5,9 +5,10 @@ normalised text (exact duplicates) and a MinHash signature of its character n-gr
 bands; it writes them to per-shard key files. A second pass groups equal band keys across all
 shards (a job per band or per group of bands, reading their columns of every shard's file), so shards can be
 processed on different machines as long as the key files meet on shared storage. Candidate pairs
-are verified on their signatures and joined with union-find; of each group of duplicates exactly
-one document is kept: the first in shard order, then line order, so the choice does not depend on
-the number of workers.
+are verified on their signatures and joined with union-find; within each group the first document
+(in shard order, then line order, so the choice does not depend on the number of workers) is kept,
+and a later one is dropped only when it is like a document kept before it (keep_one_per_group), so
+a chain of similar documents never takes a whole group of copies with it.
 
 MinHash uses one permutation hashing with densification (Li, Owen & Zhang 2012; Shrivastava & Li
 2014): one hash per n-gram, spread over `bands * rows` bins, so the cost is linear in the text
@@ -294,21 +295,49 @@ def resolve(
             estimate = (a == b).mean(axis=1)
             verified = pairs[estimate >= cfg["threshold"]]
             counters["near_verified_pairs"] = int(len(verified))
-            union = UnionFind()
-            for child, parent in verified.tolist():
-                union.union(child, parent)
-            for gid in sorted(union.parent):
-                root = union.find(gid)
-                if root != gid:
-                    jaccard = float((sigs[gid] == sigs[root]).mean())
-                    drops[gid] = (
-                        f"near_duplicate: of {doc_id(root)} (MinHash Jaccard ≈ {jaccard:.2f}, threshold {cfg['threshold']})"
-                    )
-                    counters["near_duplicates"] += 1
+            for gid, (kept, jaccard) in keep_one_per_group(verified, sigs, cfg["threshold"]).items():
+                drops[gid] = (
+                    f"near_duplicate: of {doc_id(kept)} (MinHash Jaccard ≈ {jaccard:.2f}, threshold {cfg['threshold']})"
+                )
+                counters["near_duplicates"] += 1
     by_shard: dict[str, dict[int, str]] = {}
     for gid, reason in drops.items():
         by_shard.setdefault(names[gid >> 32], {})[gid & 0xFFFFFFFF] = reason
     return by_shard, counters
+
+
+def keep_one_per_group(
+    verified: np.ndarray, sigs: dict[int, np.ndarray], threshold: float
+) -> dict[int, tuple[int, float]]:
+    """Which documents to drop, each with the KEPT document it duplicates and their Jaccard estimate.
+
+    Verified pairs join documents into groups (union-find); within a group, documents are taken in
+    global-id order (the first copy in shard and line order) and one is dropped only when its
+    signature matches a document already kept at `threshold` or more. Dropping every member but
+    the root, as a bare union-find does, loses whole groups through chains: a ~ b and b ~ c put c
+    with a even when c is not like a, so a group of copies of c could disappear behind an
+    unrelated a. Here every dropped document has a kept one it really is like."""
+    union = UnionFind()
+    for child, parent in verified.tolist():
+        union.union(child, parent)
+    groups: dict[int, list[int]] = {}
+    for gid in np.unique(verified).tolist():
+        groups.setdefault(union.find(gid), []).append(gid)
+    drops: dict[int, tuple[int, float]] = {}
+    for members in groups.values():
+        members.sort()
+        kept_ids: list[int] = []
+        kept_sigs = np.empty((len(members), len(sigs[members[0]])), dtype=np.uint32)
+        for gid in members:
+            if kept_ids:
+                similarity = (kept_sigs[: len(kept_ids)] == sigs[gid]).mean(axis=1)
+                best = int(similarity.argmax())
+                if similarity[best] >= threshold:
+                    drops[gid] = (kept_ids[best], float(similarity[best]))
+                    continue
+            kept_sigs[len(kept_ids)] = sigs[gid]
+            kept_ids.append(gid)
+    return drops
 
 
 def _gather_signatures(work: Path, names: dict[int, str], gids: np.ndarray) -> dict[int, np.ndarray]:

@@ -18,6 +18,15 @@ import numpy as np
 
 from jalm.corpus import chars
 
+# Prose-aware Japanese share (Features.prose): a Japanese letter; a run of printable ASCII; the
+# shapes of ASCII that is not an English word (paths, options, identifiers, URLs, numbers,
+# placeholders in capitals, camelCase, calls); the punctuation a plain word may carry.
+_JAPANESE_CHAR = re.compile(  # the hiragana, katakana and kanji of chars.TABLE
+    "[\u3041-\u30ff\u31f0-\u31ff\uff66-\uff9d\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002ffff々〆〇]"
+)
+_ASCII_TOKEN = re.compile(r"[!-~]+")
+_TECHNICAL_TOKEN = re.compile(r"[/\\_=<>{}\[\]|#@$%^~`+*0-9]|^-|\.\w|::|\w\(|^.+[A-Z]")
+_WORD_PUNCT = ".,;:!?'\"()&"
 _TRAILING_OFF = re.compile(r"(?:・|\.\.)[ \t]*$", re.MULTILINE)
 # uint64 polynomial hashing of character n-grams; overflow wraps, which is what we want.
 _BASE = np.uint64(1_000_003)
@@ -118,6 +127,31 @@ class Features:
     def n_japanese(self) -> int:
         c = self.class_counts
         return c[chars.HIRAGANA] + c[chars.KATAKANA] + c[chars.KANJI]
+
+    @cached_property
+    def prose(self) -> tuple[int, int, int]:
+        """(non-space characters on lines holding Japanese, Japanese letters, letters of plain
+        ASCII words on those lines): technical Japanese mixes prose lines with command, option and
+        table lines, and its prose names files, options and identifiers in ASCII. Those lines and
+        tokens say nothing about the language of the text; plain words (English prose) do."""
+        lines = self.text.split("\n")
+        n_ja = n_dense = n_words = 0
+        for line in lines:
+            if not _JAPANESE_CHAR.search(line):
+                continue
+            japanese = len(_JAPANESE_CHAR.findall(line))
+            n_ja += japanese
+            n_dense += len(line) - line.count(" ") - line.count("\t") - line.count("\u3000")
+            for token in _ASCII_TOKEN.findall(line):
+                if not _TECHNICAL_TOKEN.search(token):
+                    n_words += len(token.strip(_WORD_PUNCT))
+        return n_dense, n_ja, n_words
+
+    @cached_property
+    def without_ascii(self) -> Features:
+        """The features of this text without its printable ASCII (identifiers, options, paths,
+        numbers and English words), for the repetition rule's second look at technical prose."""
+        return Features(_ASCII_TOKEN.sub("", self.text))
 
     @cached_property
     def _space_mask(self) -> np.ndarray:

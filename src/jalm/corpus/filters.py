@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from jalm.corpus import chars
-from jalm.corpus.features import Features, japanese_word_gaps, ratio
+from jalm.corpus.features import _JAPANESE_CHAR, Features, japanese_word_gaps, ratio
 from jalm.corpus.repetition import (
     duplicated_ngram_share,
     repeated_bound,
@@ -48,10 +48,23 @@ def length(doc: Features, p: dict[str, Any]) -> str | None:
 
 @register("japanese_share")
 def japanese_share(doc: Features, p: dict[str, Any]) -> str | None:
-    """Hiragana + katakana + kanji over all non-space characters of the WHOLE document."""
+    """Hiragana + katakana + kanji over all non-space characters of the whole document; a document
+    below `min` (technical Japanese: commands, options, paths, identifiers, English terms) is judged
+    on its prose instead (Features.prose): the lines holding Japanese must cover `min_prose_lines` of
+    its characters, and on them Japanese letters must make up `min_in_prose` of the letters, ASCII
+    tokens shaped like paths, options, identifiers or numbers not counted. Below `floor`, no look."""
     share = ratio(doc.n_japanese, doc.n_chars)
-    if share < p["min"]:
+    if share >= p["min"]:
+        return None
+    if share < p.get("floor", p["min"]) or "min_prose_lines" not in p:
         return f"japanese_share: {share:.2f} < {p['min']}"
+    n_prose, n_ja, n_words = doc.prose
+    lines = ratio(n_prose, doc.n_chars)
+    if lines < p["min_prose_lines"]:
+        return f"japanese_share: {share:.2f} < {p['min']}, and lines with Japanese hold {lines:.2f} of chars < {p['min_prose_lines']}"
+    in_prose = ratio(n_ja, n_ja + n_words)
+    if in_prose < p["min_in_prose"]:
+        return f"japanese_share: {share:.2f} < {p['min']}, and Japanese is {in_prose:.2f} of the letters on its lines < {p['min_in_prose']}"
     return None
 
 
@@ -72,12 +85,47 @@ def char_classes(doc: Features, p: dict[str, Any]) -> str | None:
     return None
 
 
+_HTML_TAGS = (
+    "a|b|i|u|p|br|hr|em|tt|li|ul|ol|dl|dt|dd|h[1-6]|div|span|font|table|tr|td|th|tbody|thead|img|pre|"
+    "code|strong|small|sup|sub|center|script|style|meta|link|head|body|html|title|form|input|iframe|"
+    "nav|section|article|header|footer|noscript|blockquote|option|select|button|label"
+)
+# Markup constructs, not symbols: HTML/XML tags (a known tag name, or any tag with an attribute; not
+# <username>, <stdio.h> or <https://...>), comments and declarations, entities; roff requests,
+# comments and escapes; wiki brackets; Aozora ruby 《...》 and annotations [#...] (［＃...］ after NFKC).
+_MARKUP_CONSTRUCT = re.compile(
+    rf"</?(?:{_HTML_TAGS})\b[^<>\n]{{0,200}}>|<[A-Za-z][\w:-]*[ \t][^<>\n]*=[^<>\n]{{0,200}}>|<[!?][^<>\n]{{0,200}}>"
+    r"|&(?:[A-Za-z]{2,8}|#\d{2,5});"
+    r"""|^\.[A-Za-z]{1,3}(?:[ \t].*)?$|^['.]\\".*$|\\f[BIRP1-4]|\\\(..|\\[-&e]|\\\*\(?\w+"""
+    r"|\[\[|\]\]|\{\{|\}\}|'''"
+    r"|《[^》\n]{0,50}》|\[#[^\]\n]{0,100}\]",
+    re.MULTILINE,
+)
+
+
 @register("markup")
 def markup(doc: Features, p: dict[str, Any]) -> str | None:
-    """Markup characters (<>{}[]\\|#=_/《》) left by HTML, roff, wiki or Aozora source text."""
+    """Markup left by HTML, roff, wiki or Aozora source text. Cheap first: the share of markup
+    symbols (<>{}[]\\|#=_/《》); a document over `max_share` (or with roff's ".XX" request lines and
+    backslashes) is judged on the characters inside
+    markup constructs (tags, entities, roff requests and escapes, wiki brackets, ruby and
+    annotations) against `max_construct_share`, because the paths (/usr/bin), identifiers
+    (O_RDONLY), placeholders (<file>), option syntax ([-a]) and tables (| a | b |) of technical
+    prose are symbols, not markup."""
     share = ratio(doc.class_counts[chars.MARKUP], doc.n_chars)
-    if share > p["max_share"]:
+    roff = "\n." in doc.text and "\\" in doc.text  # roff source has few symbols: requests are ".XX" lines
+    if share <= p["max_share"] and not ("max_construct_share" in p and roff):
+        return None
+    if "max_construct_share" not in p:
         return f"markup: {share:.3f} of chars are markup symbols > {p['max_share']}"
+    found = _MARKUP_CONSTRUCT.findall(doc.text)
+    inside = sum(len(m) - m.count(" ") - m.count("\t") for m in found)
+    construct = ratio(inside, doc.n_chars)
+    if construct > p["max_construct_share"]:
+        return (
+            f"markup: {construct:.3f} of chars are in {len(found)} tags, entities, roff requests, ruby or "
+            f"annotations > {p['max_construct_share']} ({share:.3f} are markup symbols)"
+        )
     return None
 
 
@@ -100,6 +148,17 @@ def sentence_end(doc: Features, p: dict[str, Any]) -> str | None:
     """「。」 rarity: listings, keyword spam and navigation have few sentence ends per character."""
     ends = doc.n_sentence_ends
     per_end = doc.n_chars / max(ends, 1)
+    if per_end > p["max_chars_per_end"] and p.get("skip_tables", False) and "|" in doc.text:
+        # Table rows (| key | action |, as the HTML extractor writes tables) hold no sentences.
+        rows = [line for line in doc.lines if line.startswith("|") and line.endswith("|")]
+        in_rows = sum(len(line) - line.count(" ") for line in rows)
+        ends -= sum(
+            line.count("。") + line.count("」") + line.count("』") + line.count("!") + line.count("?")
+            for line in rows
+        )
+        per_end = (doc.n_chars - in_rows) / max(ends, 1)
+        if per_end > p["max_chars_per_end"]:
+            return f"sentence_end: {ends} sentence ends in {doc.n_chars - in_rows} chars outside tables (1 per {per_end:.0f} > {p['max_chars_per_end']})"
     if per_end > p["max_chars_per_end"]:
         return f"sentence_end: {ends} sentence ends in {doc.n_chars} chars (1 per {per_end:.0f} > {p['max_chars_per_end']})"
     return None
@@ -173,6 +232,14 @@ def char_repetition(doc: Features, p: dict[str, Any]) -> str | None:
         if repeated_bound(hashes, int(n), total, limit) <= limit:
             continue
         share = duplicated_ngram_share(hashes, int(n), total)
+        if share > limit and p.get("ascii_free_retry", False):
+            # Technical prose names the same identifiers, options and paths again and again
+            # (pthread_attr_getinheritsched, PTHREAD_EXPLICIT_SCHED): judge the text without them.
+            rest = doc.without_ascii
+            retry = duplicated_ngram_share(rest.ngram_hashes(int(n)), int(n), rest.n_dense)
+            if retry <= limit:
+                continue
+            return f"char_repetition: repeated {n}-grams cover {share:.2f} of chars ({retry:.2f} without ASCII) > {limit}"
         if share > limit:
             return f"char_repetition: repeated {n}-grams cover {share:.2f} of chars > {limit}"
     return None
@@ -182,14 +249,16 @@ def char_repetition(doc: Features, p: dict[str, Any]) -> str | None:
 def keywords(doc: Features, p: dict[str, Any]) -> str | None:
     """NG-word, advertising and header/footer lists, every occurrence found (as Aho-Corasick does)
     and COUNTED: a list fires when its hits reach `min_count` and `min_per_1000_chars` (per 1000
-    non-space chars)."""
+    non-space chars). A list with `max_line_chars` counts only hits on lines that short: header,
+    footer and menu words (ログイン, アーカイブ) stand alone there, and are ordinary words in prose."""
     from jalm.corpus.keywords import matcher_for_lists
 
     lists = p["lists"]
     matcher = matcher_for_lists(lists)
     flags = doc.flags if doc.table is matcher.table else None
     hits: dict[str, Counter[str]] = {}
-    for name, word in matcher.matches(doc.text, doc.codes, flags):
+    short = {name: entry["max_line_chars"] for name, entry in lists.items() if "max_line_chars" in entry}
+    for name, word in matcher.matches(doc.text, doc.codes, flags, short):
         hits.setdefault(name, Counter())[word] += 1
     for name, entry in lists.items():
         counter = hits.get(name) or Counter()
@@ -222,9 +291,18 @@ def code(doc: Features, p: dict[str, Any]) -> str | None:
     if ratio(c[chars.LATIN] + c[chars.ASCII_SYMBOL] + c[chars.MARKUP], doc.n_chars) < p["min_ascii_share"]:
         return None  # too little ASCII to be code; saves the per-line scan on ordinary Japanese text
     lines = doc.lines
-    n_code = sum(1 for line in lines if _CODE_LINE.match(line))
+    is_code = [bool(_CODE_LINE.match(line)) for line in lines]
+    n_code = sum(is_code)
     share = ratio(n_code, len(lines))
     if n_code >= p["min_lines"] and share > p["max_line_share"]:
+        if "min_prose_sentences" in p:
+            # A manual with an example program or a synopsis is documentation, not code: its
+            # Japanese prose (the other lines holding Japanese) has sentences and covers a share of it.
+            prose = [line for line, code in zip(lines, is_code) if not code and _JAPANESE_CHAR.search(line)]
+            sentences = sum(line.count("。") for line in prose)
+            covered = ratio(sum(len(line) - line.count(" ") for line in prose), doc.n_chars)
+            if sentences >= p["min_prose_sentences"] and covered >= p["min_prose_share"]:
+                return None
         return f"code: {n_code} of {len(lines)} lines look like source code ({share:.2f} > {p['max_line_share']})"
     return None
 
@@ -286,3 +364,8 @@ def url_email(doc: Features, p: dict[str, Any]) -> str | None:
     if share > p["max_char_share"]:
         return f"url_email: {len(found)} URLs/e-mail addresses cover {share:.2f} of chars > {p['max_char_share']}"
     return None
+
+
+# Filters defined in their own modules register themselves on import (after `register` exists).
+from jalm.corpus import langid as _langid  # noqa: E402, F401 - the "language" filter
+from jalm.corpus import roff as _roff  # noqa: E402, F401 - the "roff" filter

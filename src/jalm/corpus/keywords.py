@@ -95,10 +95,16 @@ class KeywordMatcher:
         return hits
 
     def matches(
-        self, text: str, codes: np.ndarray | None = None, flags: np.ndarray | None = None
+        self,
+        text: str,
+        codes: np.ndarray | None = None,
+        flags: np.ndarray | None = None,
+        short_lines: dict[str, int] | None = None,
     ) -> list[tuple[str, str]]:
         """(list name, keyword) for every hit, in the order an Aho-Corasick scan reports them
-        (`codes`, `flags`: the text's code points and their lookup in `table`, if at hand)."""
+        (`codes`, `flags`: the text's code points and their lookup in `table`, if at hand).
+        `short_lines` {list name: n}: that list's keywords count only on lines of at most n
+        characters (menus, footers, breadcrumbs), not inside prose."""
         if self.empty or not text:
             return []
         found = []
@@ -123,6 +129,8 @@ class KeywordMatcher:
                     continue
                 if last_script != "other" and end < last and _script(text[end + 1]) == last_script:
                     continue
+                if short_lines and name in short_lines and _line_length(text, start) > short_lines[name]:
+                    continue
                 out.append((name, word))
         return out
 
@@ -144,6 +152,13 @@ class KeywordMatcher:
         pair = _pair_hash(first, second)
         keep = self.pairs[pair >> _SHIFT] | self.triples[_triple_hash(first, second, third, pair)]
         return starts[keep]
+
+
+def _line_length(text: str, position: int) -> int:
+    """Length of the line holding `position`, without surrounding white space."""
+    start = text.rfind("\n", 0, position) + 1
+    end = text.find("\n", position)
+    return len(text[start : end if end >= 0 else len(text)].strip())
 
 
 FIRST, SECOND = 1 << 6, 1 << 7  # the bits chars.FLAGS leaves free

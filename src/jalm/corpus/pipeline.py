@@ -26,6 +26,7 @@ from jalm.corpus import dedup, shardjob
 from jalm.corpus.config import CleanConfig
 from jalm.corpus.executors import Executor
 from jalm.corpus.readers import Shard, plan_shards
+from jalm.corpus.refine import merge_refine
 from jalm.corpus.shardjob import SUFFIXES, FilterJob, FinishJob
 from jalm.errors import JalmError
 from jalm.io import write_atomic
@@ -58,7 +59,8 @@ def clean(
     if workers < 1:
         raise JalmError(f"--workers must be at least 1, got {workers}")
     out = Path(out_dir)
-    shards = plan_shards(inputs)
+    split_mb = config.section("input").get("split_mb", 0)
+    shards = plan_shards(inputs, split_bytes=int(split_mb * 1e6) if split_mb else None)
     if overwrite:
         remove_outputs(out)
     _check_or_write_plan(out, shards, config, compress, stages)
@@ -229,6 +231,7 @@ def merge_stats(shards, pass1, pass3, counters, config, workers, executor) -> di
     rejected: Counter[str] = Counter()
     rejected_bytes: Counter[str] = Counter()
     quarantined: Counter[str] = Counter()
+    non_documents: Counter[str] = Counter()
     cpu: Counter[str] = Counter()
     examples: dict[str, list[dict[str, Any]]] = {}
     total = {"input": 0, "kept": 0, "malformed": 0, "html_extracted": 0}
@@ -249,11 +252,13 @@ def merge_stats(shards, pass1, pass3, counters, config, workers, executor) -> di
                 bucket = examples.setdefault(rule, [])
                 bucket.extend(items[: max(0, shardjob.N_EXAMPLES - len(bucket))])
         quarantined.update(p1["quarantined"])
+        non_documents.update(p1.get("non_documents", {}))
         cpu.update(p1["filter_seconds"])
         per_shard.append(
             {
                 "name": shard.name,
                 "paths": shard.paths,
+                **({"range": [shard.start, shard.end]} if shard.start or shard.end is not None else {}),
                 "input": p1["input"],
                 "kept": p3["kept"],
                 "rejected": sum(p1["rejected"].values()) + sum(p3["rejected"].values()),
@@ -271,6 +276,10 @@ def merge_stats(shards, pass1, pass3, counters, config, workers, executor) -> di
         "malformed": total["malformed"],
         "quarantined": dict(quarantined.most_common()),
         "html_extracted": total["html_extracted"],
+        # web archive records that hold no document (requests, metadata, images…), by type; every
+        # record is kept, rejected, quarantined or counted here: records = input + these
+        "non_documents": dict(non_documents.most_common()),
+        "records": total["input"] + sum(non_documents.values()),
         "bytes": {
             "input": b["input"],
             "kept": b["kept"],
@@ -278,6 +287,7 @@ def merge_stats(shards, pass1, pass3, counters, config, workers, executor) -> di
             "malformed": b["malformed"],
         },
         "dedup": counters,
+        "refine": merge_refine([pass1[shard.name].get("refine", {}) for shard in shards]),
         "shards": per_shard,
         "examples": {rule: examples[rule] for rule in order if rule in examples},
         "timings": {

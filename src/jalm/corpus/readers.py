@@ -1,13 +1,16 @@
 """Input readers. Each input shard yields one `Item` per document, good or bad, never raising for a
 bad document: (position, raw byte count, problem or None, record or None).
 
-Shards: a JSONL file (plain, .gz, .zst), a Parquet file, or a folder's plain-text/HTML files
-(.txt, .html, .htm; one document per file, grouped per folder into one shard).
+Shards: a JSONL file (plain, .gz, .zst), a Parquet file, a web archive (.warc, .wet, .arc, each
+optionally .gz; see warc.py), or a folder's plain-text/HTML files (.txt, .html, .htm; one document
+per file, grouped per folder into one shard). A big plain JSONL or WARC file becomes several shards,
+byte ranges cut at record boundaries (splits.py), when the run sets a range size.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +22,7 @@ from jalm.jsonl import iter_lines
 JSONL_SUFFIXES = (".jsonl", ".jsonl.gz", ".jsonl.zst", ".json.gz", ".json.zst", ".ndjson")
 PARQUET_SUFFIXES = (".parquet",)
 TEXT_SUFFIXES = (".txt", ".html", ".htm")
+WARC_SUFFIXES = (".warc", ".warc.gz", ".wet", ".wet.gz", ".arc", ".arc.gz")
 _BUFFER = 1 << 20
 
 
@@ -27,6 +31,7 @@ class Item(NamedTuple):
     n_bytes: int
     problem: str | None
     record: dict[str, Any] | None
+    skipped: str | None = None  # a web archive record that is no document, by type (request, metadata…)
 
 
 @dataclass
@@ -35,9 +40,11 @@ class Shard:
 
     index: int
     name: str
-    kind: str  # jsonl | parquet | text
+    kind: str  # jsonl | parquet | text | warc
     paths: list[str] = field(default_factory=list)
     n_bytes: int = 0
+    start: int = 0  # a byte range of paths[0]: the records that start in [start, end)
+    end: int | None = None  # None: to the end of the file
 
 
 def kind_of(path: Path) -> str | None:
@@ -48,32 +55,42 @@ def kind_of(path: Path) -> str | None:
         return "parquet"
     if name.endswith(TEXT_SUFFIXES):
         return "text"
+    if name.endswith(WARC_SUFFIXES):
+        return "warc"
     return None
+
+
+_WARC_NAME = re.compile(r"(?:\.warc\.wet|\.warc|\.wet|\.arc)(?:\.gz)?$", re.IGNORECASE)
 
 
 def stem(path: Path) -> str:
     name = path.name
+    if _WARC_NAME.search(name):
+        return _WARC_NAME.sub("", name) or "warc"
     for suffix in (".gz", ".zst", ".jsonl", ".ndjson", ".json", ".parquet"):
         if name.endswith(suffix):
             name = name[: -len(suffix)]
     return name or "shard"
 
 
-def plan_shards(inputs: list[str | Path]) -> list[Shard]:
+def plan_shards(inputs: list[str | Path], split_bytes: int | None = None) -> list[Shard]:
     """Turn files and folders into shards, sorted so shard order (and so which duplicate is kept)
-    does not depend on the order arguments were given in."""
+    does not depend on the order arguments were given in. With `split_bytes`, a plain JSONL or a
+    WARC file bigger than that becomes byte ranges of about that size, in file order."""
     files: list[Path] = []
     for item in inputs:
         path = Path(item)
         if path.is_dir():
             found = sorted(p for p in path.rglob("*") if p.is_file() and kind_of(p))
             if not found:
-                raise JalmError(f"{path}: folder holds no .jsonl(.gz/.zst), .parquet, .txt or .html files")
+                raise JalmError(
+                    f"{path}: folder holds no .jsonl(.gz/.zst), .parquet, .warc/.wet/.arc(.gz), .txt or .html files"
+                )
             files.extend(found)
         elif path.is_file():
             if kind_of(path) is None:
                 raise JalmError(
-                    f"{path}: unknown input format (expected .jsonl(.gz/.zst), .parquet, .txt, .html)"
+                    f"{path}: unknown input format (expected .jsonl(.gz/.zst), .parquet, .warc/.wet/.arc(.gz), .txt, .html)"
                 )
             files.append(path)
         else:
@@ -87,19 +104,41 @@ def plan_shards(inputs: list[str | Path]) -> list[Shard]:
         groups.setdefault(key, []).append(path)
     shards = []
     used: dict[str, int] = {}
-    for index, ((kind, _), paths) in enumerate(groups.items()):
+    for (kind, _), paths in groups.items():
         base = paths[0].parent.name if kind == "text" else stem(paths[0])
         used[base] = used.get(base, 0) + 1
         name = base if used[base] == 1 else f"{base}-{used[base]}"
         size = sum(p.stat().st_size for p in paths)
-        shards.append(Shard(index, name, kind, [str(p) for p in paths], size))
+        cuts = _cuts(paths[0], kind, split_bytes) if split_bytes and size > split_bytes else [0]
+        for part, (start, end) in enumerate(zip(cuts, [*cuts[1:], None])):
+            part_name = name if len(cuts) == 1 else f"{name}.part{part:04d}"
+            n_bytes = (end if end is not None else size) - start
+            shards.append(Shard(len(shards), part_name, kind, [str(p) for p in paths], n_bytes, start, end))
     # Names must be unique even when a later base name equals an earlier "name-2".
     assert len({s.name for s in shards}) == len(shards), "shard names collide"
     return shards
 
 
+def _cuts(path: Path, kind: str, split_bytes: int) -> list[int]:
+    """Range starts for one file (see splits.py); [0] for a file that is not cut."""
+    from jalm.corpus import splits
+
+    name = path.name.lower()
+    if kind == "jsonl" and name.endswith((".jsonl", ".ndjson")):
+        return splits.jsonl_cuts(path, split_bytes)
+    if kind == "warc" and not name.endswith((".arc", ".arc.gz")):
+        return splits.warc_cuts(path, split_bytes)
+    return [0]
+
+
 def read_shard(shard: Shard, text_field: str) -> Iterator[Item]:
-    if shard.kind == "jsonl":
+    if shard.kind == "warc":
+        from jalm.corpus.warc import read_warc
+
+        yield from read_warc(Path(shard.paths[0]), text_field, shard.start, shard.end)
+    elif shard.kind == "jsonl" and (shard.start or shard.end is not None):
+        yield from read_jsonl_range(Path(shard.paths[0]), text_field, shard.start, shard.end)
+    elif shard.kind == "jsonl":
         yield from read_jsonl(Path(shard.paths[0]), text_field)
     elif shard.kind == "parquet":
         yield from read_parquet(Path(shard.paths[0]), text_field)
@@ -127,6 +166,27 @@ def read_jsonl(path: Path, text_field: str) -> Iterator[Item]:
         yield Item(
             str(number + 1), 0, f"unreadable after line {number} ({type(error).__name__}: {error})", None
         )
+
+
+def read_jsonl_range(path: Path, text_field: str, start: int, end: int | None) -> Iterator[Item]:
+    """The lines of a plain JSONL file that start in [start, end). Their positions are byte offsets
+    ("@123"), which do not depend on where the file was cut: a document gets the same id whether
+    one worker reads the whole file or several read ranges of it."""
+    stem_name = stem(path)
+    with open(path, "rb", buffering=_BUFFER) as handle:
+        handle.seek(start)
+        offset = start
+        for raw in handle:
+            if end is not None and offset >= end:
+                break
+            position = f"@{offset}"
+            offset += len(raw)
+            if raw.isspace():
+                continue
+            item = parse_line(position, raw, text_field)
+            if item.record is not None:
+                item.record.setdefault("id", f"{stem_name}:{position}")
+            yield item
 
 
 def parse_line(position: str, raw: bytes, text_field: str) -> Item:

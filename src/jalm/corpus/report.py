@@ -96,6 +96,15 @@ def write_report(out: Path, stats: dict[str, Any]) -> None:
             "|---|---:|",
         ]
         lines += [f"| {problem} | {count} |" for problem, count in stats["quarantined"].items()]
+    if stats.get("non_documents"):
+        lines += [
+            "",
+            f"## Web archive records that hold no document ({stats['records']} records in all)",
+            "",
+            "| record | count |",
+            "|---|---:|",
+        ]
+        lines += [f"| {kind} | {count} |" for kind, count in stats["non_documents"].items()]
     if stats.get("dedup"):
         d = stats["dedup"]
         lines += [
@@ -103,6 +112,9 @@ def write_report(out: Path, stats: dict[str, Any]) -> None:
             f"Deduplication: {d.get('exact_duplicates', 0)} exact duplicates; {d.get('near_candidate_pairs', 0)} LSH "
             f"candidate pairs, {d.get('near_verified_pairs', 0)} verified, {d.get('near_duplicates', 0)} near duplicates removed.",
         ]
+    from jalm.corpus.refine import report_lines
+
+    lines += report_lines(stats)
     lines += ["", "## Examples per rule", ""]
     for rule, examples in stats.get("examples", {}).items():
         lines += [f"### {rule}", ""]

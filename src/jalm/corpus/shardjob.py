@@ -34,7 +34,9 @@ from jalm.corpus.filters import FILTERS
 from jalm.corpus.html import extract_main_text, is_html
 from jalm.corpus.normalize import normalize_text
 from jalm.corpus.readers import Item, Shard, read_shard
+from jalm.corpus.refine import Refiner
 from jalm.corpus.stages import Stage, load_stages
+from jalm.corpus.urlfilter import url_filter
 from jalm.io import atomic_path, open_compressed, write_atomic
 
 SUFFIXES = {"zst": ".jsonl.zst", "gz": ".jsonl.gz", "none": ".jsonl"}
@@ -153,6 +155,10 @@ def filter_shard(job: FilterJob, report: Report = ignore_report) -> dict[str, An
         open_compressed(quarantine_path, "wt") as quarantine_out,
     ):
         for item in read_shard(shard, config.text_field):
+            if item.skipped is not None:  # a web archive record that holds no document: counted
+                stats["non_documents"][item.skipped] += 1
+                ticker.add(1, item.n_bytes)
+                continue
             stats["input"] += 1
             stats["bytes"]["input"] += item.n_bytes
             if item.problem is not None:
@@ -185,12 +191,14 @@ def _pass1_stats(shard: Shard) -> dict[str, Any]:
     return {
         "name": shard.name,
         "paths": shard.paths,
+        "range": [shard.start, shard.end],
         "input": 0,
         "malformed": 0,
         "quarantined": Counter(),
         "rejected": Counter(),
         "candidates": 0,
         "html_extracted": 0,
+        "non_documents": Counter(),
         "bytes": {"input": 0, "malformed": 0, "rejected": Counter(), "candidates": 0},
         "filter_seconds": defaultdict(float),
         "examples": defaultdict(list),
@@ -203,7 +211,10 @@ def _quarantine(shard: Shard, item: Item, stats: dict[str, Any]) -> dict[str, An
     stats["bytes"]["malformed"] += item.n_bytes
     stats["quarantined"][_DIGITS.sub("N", item.problem.split(" (")[0])] += 1
     where = shard.paths[0] if shard.kind != "text" else str(Path(shard.paths[0]).parent / item.position)
-    return {"file": where, "line": item.position, "problem": item.problem}
+    line = item.position
+    if shard.kind == "warc":  # a byte offset, where the record (or the unreadable data) starts
+        return {"file": where, "offset": line.lstrip("@"), "problem": item.problem}
+    return {"file": where, "line": line, "problem": item.problem}
 
 
 def _reject(
@@ -221,7 +232,8 @@ def _reject(
 
 
 class Judge:
-    """Decides one document: HTML extraction, normalisation, the filters, then the user stages, timing
+    """Decides one document: HTML extraction, normalisation, the filters, decontamination, line cleaning
+    and PII masking (refine.py), then the user stages, timing
     each step into the shard's stats. Set up once per shard from the run's configuration."""
 
     def __init__(self, config: CleanConfig, stages: list[Stage]) -> None:
@@ -231,18 +243,29 @@ class Judge:
         self.html = config.section("html")
         self.length = config.settings.get("filters", {}).get("length", {})
         self.stages = stages
+        urls = config.section("url_filter")
+        self.urls = url_filter(urls.get("block", []), urls.get("allow", [])) if urls.get("block") else None
+        self.refine = Refiner(config.settings)  # decontamination, line cleaning, PII masking
 
     def __call__(
         self, record: dict[str, Any], text: str, stats: dict[str, Any]
     ) -> tuple[str | None, str, Features | None]:
         """Return (reason or None, the text as it will be written, its features for dedup)."""
         limit, seconds = self.length, stats["filter_seconds"]
+        if self.urls is not None and isinstance(record.get("url"), str):
+            t0 = time.perf_counter()
+            reason = self.urls.check(record["url"])
+            seconds["url_filter"] += time.perf_counter() - t0
+            if reason is not None:
+                return reason, text, None
         if limit.get("enabled", True) and "max_chars" in limit and len(text) > 2 * limit["max_chars"]:
             # Far too long to be a document (a dump, a concatenation): say so without normalising it.
             return f"length: {len(text)} chars > {limit['max_chars']} (before normalisation)", text, None
         if is_html(record, text, self.html.get("extract", "auto")):
             t0 = time.perf_counter()
-            main = extract_main_text(text, self.html.get("include_tables", True))
+            main = extract_main_text(
+                text, self.html.get("include_tables", True), self.html.get("extractor", "resiliparse")
+            )
             seconds["html_extraction"] += time.perf_counter() - t0
             if not main or not main.strip():
                 return f"html_extraction: no main text found in {len(text)} chars of HTML", text, None
@@ -259,6 +282,9 @@ class Judge:
             seconds[name] += time.perf_counter() - t0
             if reason is not None:
                 return reason, text, features
+        reason, text, features = self.refine(record, text, features, stats)
+        if reason is not None:
+            return reason, text, features
         for stage in self.stages:
             t0 = time.perf_counter()
             reason, text = stage(text)

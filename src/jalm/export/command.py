@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from jalm.errors import JalmError
 from jalm.export import export
 
 
@@ -14,10 +15,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Export a run's latest (or a given) checkpoint as a Hugging Face model directory "
         "(config.json, model.safetensors, tokenizer files, provenance). An instruction-tuning run exports "
         "with LoRA merged, its chat_template and a generation config that stops at </s>.",
-        epilog="example: jalm export runs/demo/train --out runs/demo/model",
+        epilog="examples: jalm export runs/demo/train --out runs/demo/model; "
+        "jalm export runs/demo/model --check vllm; jalm export old/model --upgrade",
     )
-    parser.add_argument("run_dir", help="training run directory")
-    parser.add_argument("--out", required=True, help="model directory to write")
+    parser.add_argument("run_dir", help="training run directory (a model directory with --check/--upgrade)")
+    parser.add_argument("--out", help="model directory to write")
+    parser.add_argument(
+        "--check",
+        choices=["vllm"],
+        help="check an exported model directory against what vLLM reads for GPT-2 and GPT-NeoX (no GPU, "
+        "no vLLM needed); exit status 1 on errors",
+    )
+    parser.add_argument(
+        "--upgrade",
+        action="store_true",
+        help="upgrade a model directory written by an older jalm in place (tokenizer and config files; "
+        "never the weights)",
+    )
     parser.add_argument("--checkpoint", help="a specific checkpoint directory (default: the latest)")
     parser.add_argument("--clean-stats", help="the clean stage's stats.json, kept for the model card")
     parser.add_argument("--no-verify", action="store_true", help="skip the reload-and-compare check")
@@ -31,6 +45,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.upgrade:
+        from jalm.export.upgrade import upgrade_export
+
+        changes = upgrade_export(args.run_dir)
+        for line in changes:
+            print(f"upgraded {line}")
+        print(f"{args.run_dir}: {'up to date' if not changes else f'{len(changes)} change(s)'}")
+        if not args.check:
+            return 0
+    if args.check:
+        from jalm.export.vllm_check import check_vllm
+
+        findings = check_vllm(args.run_dir)
+        for finding in findings:
+            print(f"{finding.level}: {finding.message}")
+        errors = sum(finding.level == "error" for finding in findings)
+        print(f"{args.run_dir}: vLLM check: {errors} error(s), {len(findings) - errors} warning(s)")
+        return 1 if errors else 0
+    if not args.out:
+        raise JalmError("jalm export: --out is required to export a run")
     out = export(
         args.run_dir,
         args.out,

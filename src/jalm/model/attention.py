@@ -5,10 +5,8 @@ one (220 vs 207 ms forward + backward at 16 × 8 heads × 511 × 32: benchmarks/
 matmuls around it are 2.3x faster in bf16. So under bf16 autocast only the attention kernel runs in
 float32: a few per cent more tokens/s (attention is ~40 % of a `tiny` step), and more exact.
 
-Known gap (found while measuring saved tensors for `jalm train --plan`): CPU autocast lists
-`scaled_dot_product_attention` among its bf16 ops and casts the float32 inputs back, so under autocast this
-path still computes attention in bf16. Every published figure was measured with that behaviour; running the
-kernel with autocast disabled is the fix, to be made together with re-measuring those figures.
+CPU autocast lists `scaled_dot_product_attention` among its bf16 ops and would cast float32 inputs back to
+bf16, so the kernel runs with autocast disabled (figures measured before 2026-11-30 had attention in bf16).
 
 It is transformers' own SDPA path with a cast around it, registered under its own name through
 transformers' attention and mask interfaces, so the causal mask is still skipped in favour of
@@ -30,9 +28,10 @@ def sdpa_fp32_forward(module, query, key, value, attention_mask, **kwargs):
     dtype = query.dtype
     if attention_mask is not None and attention_mask.is_floating_point():
         attention_mask = attention_mask.float()
-    output, weights = sdpa_attention_forward(
-        module, query.float(), key.float(), value.float(), attention_mask, **kwargs
-    )
+    with torch.autocast(query.device.type, enabled=False):  # else autocast re-casts the inputs to bf16
+        output, weights = sdpa_attention_forward(
+            module, query.float(), key.float(), value.float(), attention_mask, **kwargs
+        )
     return output.to(dtype), weights
 
 

@@ -78,6 +78,9 @@ MAX_SENTENCE_CHARS = 1000
 # Split after a sentence-final mark unless a closing bracket or another mark follows (「…。」 stays whole).
 _SENTENCE_END = re.compile(r"(?<=[。！？])(?![。！？」』）】〕〉》\)\"'])")
 CHARS_PER_TOKEN_SAMPLE = 2000
+# SentencePiece unigram training holds its sample several times over (suffix array, seed pieces, EM
+# lattices): peak RSS above the held sample, per sampled character (benchmarks/tokenizer_memory.py).
+TRAINER_BYTES_PER_CHAR = 56
 
 
 def _raw_sentences(text: str) -> Iterator[str]:
@@ -300,10 +303,13 @@ def train_tokenizer(
         )
     threads = num_threads or _default_threads()
     options = _trainer_options(vocab_size, threads)
+    chars = sum(len(sentence) for sentence in sentences)
+    needed = check_trainer_memory(chars, len(sentences))
     if progress:
         print(
             f"training a unigram tokenizer (vocab {vocab_size}) on {len(sentences):,} of "
-            f"{counts['sentences_seen']:,} sentences with {threads} threads",
+            f"{counts['sentences_seen']:,} sentences ({chars:,} characters, about {needed / 2**30:.1f} GiB "
+            f"for SentencePiece) with {threads} threads",
             file=sys.stderr,
             flush=True,
         )
@@ -323,6 +329,8 @@ def train_tokenizer(
         "inputs": [str(p) for p in files],
         "vocab_size": sp.get_piece_size(),
         **counts,
+        "sample_chars": chars,
+        "trainer_memory_estimate_bytes": needed,
         "seed": seed,
         "chars_per_token": round(chars_per_token(sp, sentences[::step]), 4),
         "chars_per_token_sample": len(sentences[::step]),
@@ -333,6 +341,22 @@ def train_tokenizer(
     }
     write_atomic(out_dir / STATS_FILE, json.dumps(stats, ensure_ascii=False, indent=1) + "\n")
     return out_dir
+
+
+def check_trainer_memory(chars: int, sentences: int) -> int:
+    """SentencePiece's memory for a sample of `chars` characters; refuse, in one line, what cannot fit."""
+    from jalm.train.plan import machine_memory
+
+    needed = chars * TRAINER_BYTES_PER_CHAR
+    available = machine_memory()
+    if needed > 0.8 * available:
+        fitting = int(sentences * 0.8 * available / needed)
+        raise JalmError(
+            f"--max-sentences: {sentences:,} sentences ({chars:,} characters) need about {needed / 2**30:.1f} GiB "
+            f"to train SentencePiece ({TRAINER_BYTES_PER_CHAR} B per character), more than 80 % of this "
+            f"machine's {available / 2**30:.1f} GiB; use --max-sentences {fitting:,} or fewer"
+        )
+    return needed
 
 
 def load_sentencepiece(dir_or_file: str | Path) -> sentencepiece.SentencePieceProcessor:

@@ -36,7 +36,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--max-sentences",
         type=int,
         default=2_000_000,
-        help="sentences sampled for training (default 2000000)",
+        help="sentences sampled uniformly across all inputs for training (default 2000000). SentencePiece "
+        "needs about 56 bytes per sampled character (benchmarks/tokenizer_memory.py): at ~50 characters "
+        "per sentence the default costs about 5.5 GiB; a sample that cannot fit is refused before training",
     )
     train.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
     train.add_argument("--threads", type=int, default=None, help="training threads (default: all cores)")
