@@ -82,7 +82,7 @@ def create_app(
 ) -> FastAPI:
     """The app for one loaded model. `facts` feed the card; `model_ref` is the path shown in the snippet."""
     limits = limits or Limits()
-    engine = Engine(model, tokenizer, max_pending=limits.max_pending)
+    engine = Engine(model, tokenizer, max_pending=limits.max_pending, max_batch=limits.max_batch)
     app = FastAPI(
         title=f"jalm · {facts.name}",
         description="Model card, playground and OpenAI-compatible API.",
@@ -181,6 +181,7 @@ async def health(request: Request) -> dict:
         "status": "ok",
         "model": request.app.state.facts.name,
         "pending": engine.pending,
+        "batch": engine.running,  # sequences being decoded together now
         "completed": engine.completed,
     }
 
