@@ -156,6 +156,8 @@ class BatchDecoder:
         self.cache_arg = "cache" if "cache" in forward else "past_key_values"
         self.keep_arg = "logits_to_keep" in forward
         self.active: list[Job] = []
+        self.steps = 0  # decoding steps run
+        self.peak_rows = 0  # most sequences decoded in one step
         self._torch = torch
 
     @property
@@ -248,6 +250,7 @@ class BatchDecoder:
             return finished
         jobs = self.active
         rows = sum(job.rows for job in jobs)
+        self.steps, self.peak_rows = self.steps + 1, max(self.peak_rows, rows)
         idle = -rows % self.row_multiple
         last = torch.cat([job.ids[:, -1:] for job in jobs])
         positions = torch.cat(

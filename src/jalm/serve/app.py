@@ -182,6 +182,7 @@ async def health(request: Request) -> dict:
         "model": request.app.state.facts.name,
         "pending": engine.pending,
         "batch": engine.running,  # sequences being decoded together now
+        "max_batch": engine.max_batch if engine.batching else 1,
         "completed": engine.completed,
     }
 
