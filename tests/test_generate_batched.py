@@ -42,7 +42,13 @@ def gpt2(tiny_model_dir, tmp_path_factory):
     _, tokenizer = load(tiny_model_dir)
     torch.manual_seed(0)
     config = GPT2Config(
-        vocab_size=len(tokenizer), n_embd=64, n_layer=2, n_head=4, n_positions=128, bos_token_id=1, eos_token_id=2
+        vocab_size=len(tokenizer),
+        n_embd=64,
+        n_layer=2,
+        n_head=4,
+        n_positions=128,
+        bos_token_id=1,
+        eos_token_id=2,
     )
     GPT2LMHeadModel(config).save_pretrained(out)
     return load(out)
