@@ -106,16 +106,19 @@ class Engine:
         self._inbox.put((fn, future))
         return future
 
-    async def stream(self, prompt_ids: Sequence[int], sampling: Sampling) -> AsyncIterator[StreamEvent]:
-        """Yields a `Delta` each time a sequence grows, then one `Done` with every sequence's result."""
+    async def stream(
+        self, prompt_ids: Sequence[int], sampling: Sampling, deltas: bool = True
+    ) -> AsyncIterator[StreamEvent]:
+        """Yields a `Delta` each time a sequence grows (unless `deltas` is False), then one `Done` with every
+        sequence's result."""
         if self.pending >= self.max_pending:
             raise Busy(f"{self.pending} requests are already waiting; try again shortly")
         loop = asyncio.get_running_loop()
-        deltas: asyncio.Queue = asyncio.Queue()
+        events: asyncio.Queue = asyncio.Queue()
         cancel = threading.Event()
 
         def on_text(index: int, delta: str) -> None:  # runs on the model thread
-            loop.call_soon_threadsafe(deltas.put_nowait, Delta(index, delta))
+            loop.call_soon_threadsafe(events.put_nowait, Delta(index, delta))
 
         def on_done(_: Future) -> None:  # runs on the model thread
             loop.call_soon_threadsafe(finished)
@@ -123,13 +126,14 @@ class Engine:
         def finished() -> None:
             self.pending -= 1
             self.completed += 1
-            deltas.put_nowait(None)  # the end of the deltas
+            events.put_nowait(None)  # the end of the deltas
 
-        request = _Request(prompt_ids, sampling, on_text, cancel.is_set, on_done)
+        # A whole-response request needs no deltas: no event-loop wake-up per token.
+        request = _Request(prompt_ids, sampling, on_text if deltas else None, cancel.is_set, on_done)
         self.pending += 1
         self._inbox.put(request)
         try:
-            while (delta := await deltas.get()) is not None:
+            while (delta := await events.get()) is not None:
                 yield delta
             yield Done(request.future.result())
         finally:
@@ -137,7 +141,7 @@ class Engine:
 
     async def run(self, prompt_ids: Sequence[int], sampling: Sampling) -> list[Completion]:
         results: list[Completion] = []
-        async for event in self.stream(prompt_ids, sampling):
+        async for event in self.stream(prompt_ids, sampling, deltas=False):
             if isinstance(event, Done):
                 results = event.results
         return results
