@@ -4,7 +4,7 @@ Routes: GET / (card + playground), GET /card.md (the card as Markdown), GET /fil
 GET /api/samples, GET /health, and the OpenAI-compatible GET /v1/models, POST /v1/completions,
 POST /v1/chat/completions (openai_routes.py).
 Every error is JSON in OpenAI's shape ({"error": {"message", "type", "param", "code"}}); bodies larger
-than the limit are refused before they are parsed; model work runs on the engine's worker thread.
+than the limit are refused before they are parsed; model work runs on the engine's model thread.
 """
 
 from __future__ import annotations
