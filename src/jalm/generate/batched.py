@@ -48,7 +48,7 @@ ROW_MULTIPLE = 4  # batch rows are padded to a multiple of this (see the module 
 SUPPORTED_ATTENTION = ("sdpa", "eager")
 
 
-@dataclass
+@dataclass(eq=False)  # a job is itself: compared by identity, never field by field (tensors)
 class Job:
     """One generation request as the model thread sees it."""
 
