@@ -381,7 +381,7 @@ def test_a_full_queue_answers_429_and_recovers(model_copy):
     app = load_app(model_copy, limits=Limits(max_pending=1, max_tokens=16))
     engine = app.state.engine
     gate = threading.Event()
-    engine._executor.submit(gate.wait)  # occupy the worker so the next request has to wait in the queue
+    engine.submit(gate.wait)  # occupy the model thread so the next request has to wait in the queue
     with running(app) as base, httpx.Client(base_url=base, timeout=60) as c:
         with c.stream(
             "POST", "/v1/completions", json={"prompt": "昔々", "max_tokens": 8, "stream": True}

@@ -6,9 +6,10 @@ The Python API takes the arguments of LINE's pipeline call and returns what the 
              num_return_sequences=5, seed=101)
 
 gives the same five texts (prompt included) as `set_seed(101)` + `pipeline("text-generation")(...)` with
-those arguments. One code path serves the terminal, the Python API and the web server: `complete()`
-runs `model.generate` with a streamer that decodes every sequence of the batch incrementally (byte-fallback
-pieces are held back until they form whole characters), applies stop strings, and reports text deltas.
+those arguments. One code path serves the terminal and the Python API: `complete()` runs `model.generate`
+with a streamer that decodes every sequence of the batch incrementally (byte-fallback pieces are held back
+until they form whole characters), applies stop strings, and reports text deltas. The web server decodes
+concurrent requests together (`jalm.generate.batched`, continuous batching) through the same streamer.
 
 `chat()` and `jalm generate --chat` answer a conversation instead: the prompt ids come from
 `jalm.chat.chat_prompt_ids` (the model's chat template, as the server's /v1/chat/completions uses it).

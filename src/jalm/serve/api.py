@@ -26,6 +26,7 @@ class Limits:
     max_n: int = 8  # sequences per prompt, and prompts per request
     max_stop: int = 4
     max_pending: int = 32
+    max_batch: int = 16  # sequences decoded together (1 = one request at a time, as before batching)
 
 
 class ApiError(Exception):

@@ -4,7 +4,7 @@ Routes: GET / (card + playground), GET /card.md (the card as Markdown), GET /fil
 GET /api/samples, GET /health, and the OpenAI-compatible GET /v1/models, POST /v1/completions,
 POST /v1/chat/completions (openai_routes.py).
 Every error is JSON in OpenAI's shape ({"error": {"message", "type", "param", "code"}}); bodies larger
-than the limit are refused before they are parsed; model work runs on the engine's worker thread.
+than the limit are refused before they are parsed; model work runs on the engine's model thread.
 """
 
 from __future__ import annotations
@@ -82,7 +82,7 @@ def create_app(
 ) -> FastAPI:
     """The app for one loaded model. `facts` feed the card; `model_ref` is the path shown in the snippet."""
     limits = limits or Limits()
-    engine = Engine(model, tokenizer, max_pending=limits.max_pending)
+    engine = Engine(model, tokenizer, max_pending=limits.max_pending, max_batch=limits.max_batch)
     app = FastAPI(
         title=f"jalm · {facts.name}",
         description="Model card, playground and OpenAI-compatible API.",
@@ -181,6 +181,8 @@ async def health(request: Request) -> dict:
         "status": "ok",
         "model": request.app.state.facts.name,
         "pending": engine.pending,
+        "batch": engine.running,  # sequences being decoded together now
+        "max_batch": engine.max_batch if engine.batching else 1,
         "completed": engine.completed,
     }
 

@@ -186,6 +186,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--max-prompt-chars", type=int, default=16_000, help="longest prompt in characters (default 16000)"
     )
     parser.add_argument(
+        "--max-batch",
+        type=int,
+        default=16,
+        help="sequences decoded together: concurrent requests join and leave the batch between steps "
+        "(default 16; 1 = one request at a time)",
+    )
+    parser.add_argument(
         "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
     )
     parser.set_defaults(func=run_serve)
@@ -218,13 +225,15 @@ def run_serve(args: argparse.Namespace) -> int:
     from jalm.serve.api import Limits
 
     host = listen_host(args.host, args.expose)
-    if args.max_tokens < 1 or args.max_prompt_chars < 1:
-        raise JalmError("--max-tokens and --max-prompt-chars must be positive")
+    if args.max_tokens < 1 or args.max_prompt_chars < 1 or args.max_batch < 1:
+        raise JalmError("--max-tokens, --max-prompt-chars and --max-batch must be positive")
     from jalm.hf import check_model_dir
 
     check_model_dir(args.model)  # a wrong directory or a busy port fail at once, before the model loads
     sock = bind(host, args.port)
-    limits = Limits(max_tokens=args.max_tokens, max_prompt_chars=args.max_prompt_chars)
+    limits = Limits(
+        max_tokens=args.max_tokens, max_prompt_chars=args.max_prompt_chars, max_batch=args.max_batch
+    )
     app = load_app(args.model, args.results, args.device, args.dtype, args.name, limits)
     url = url_of(sock)
     print(

@@ -1,7 +1,7 @@
 """The OpenAI-compatible routes: GET /v1/models, POST /v1/completions and POST /v1/chat/completions.
 
 Requests are validated (api.py), checked against the server's limits and the model's context, then queued
-on the engine's worker; answers are whole JSON responses or server-sent events ending with `[DONE]`.
+on the engine's model thread; answers are whole JSON responses or server-sent events ending with `[DONE]`.
 Chat prompts are built by `jalm.chat.chat_prompt_ids` (the model's chat template, or LINE's sft format for a
 model without one, in which case the response carries the extension field `jalm_notice`).
 """
