@@ -5,19 +5,29 @@ from __future__ import annotations
 import argparse
 
 from jalm.export import export
+from jalm.export.gguf import QUANTS as GGUF_QUANTS
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "export",
-        help="write a Hugging Face model directory from a training run",
+        help="write a Hugging Face model directory (or a GGUF file) from a training run",
         description="Export a run's latest (or a given) checkpoint as a Hugging Face model directory "
         "(config.json, model.safetensors, tokenizer files, provenance). An instruction-tuning run exports "
-        "with LoRA merged, its chat_template and a generation config that stops at </s>.",
-        epilog="example: jalm export runs/demo/train --out runs/demo/model",
+        "with LoRA merged, its chat_template and a generation config that stops at </s>. "
+        "--format gguf writes one llama.cpp file instead, from a run or an exported model directory.",
+        epilog="examples: jalm export runs/demo/train --out runs/demo/model; "
+        "jalm export runs/demo/model --format gguf --quant q8_0 --out runs/demo/model-q8_0.gguf",
     )
-    parser.add_argument("run_dir", help="training run directory")
-    parser.add_argument("--out", required=True, help="model directory to write")
+    parser.add_argument("run_dir", help="training run directory (or, with --format gguf, a model directory)")
+    parser.add_argument("--out", required=True, help="model directory to write (a .gguf file for gguf)")
+    parser.add_argument("--format", choices=("hf", "gguf"), default="hf", help="default: hf")
+    parser.add_argument(
+        "--quant",
+        choices=GGUF_QUANTS,
+        default="f16",
+        help="gguf: type of the weight matrices (norms, biases, positions stay f32); default: f16",
+    )
     parser.add_argument("--checkpoint", help="a specific checkpoint directory (default: the latest)")
     parser.add_argument("--clean-stats", help="the clean stage's stats.json, kept for the model card")
     parser.add_argument("--no-verify", action="store_true", help="skip the reload-and-compare check")
@@ -31,6 +41,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.format == "gguf":
+        from jalm.errors import JalmError
+        from jalm.export.gguf import export_gguf, format_report
+
+        if args.adapter_only or args.clean_stats:
+            raise JalmError("--adapter-only and --clean-stats are for --format hf")
+
+        print(format_report(export_gguf(args.run_dir, args.out, args.quant, args.checkpoint)))
+        return 0
     out = export(
         args.run_dir,
         args.out,
