@@ -249,6 +249,11 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--steps", type=int, default=32, help="greedy tokens per prompt")
     parser.add_argument("--max-docs", type=int, default=0, help="dev documents for perplexity (0: all)")
+    parser.add_argument(
+        "--no-tokenizer",
+        action="store_true",
+        help="skip the tokenizer part (e.g. a second model, same spiece)",
+    )
     args = parser.parse_args()
 
     import llama_cpp
@@ -286,7 +291,7 @@ def main() -> int:
     dev_lines = [line for doc in dev_docs for line in doc.split("\n") if line.strip()]
     corpora = {"parity corpus": parity_corpus(), "dev documents": dev_docs, "dev lines": dev_lines}
     results["tokenizer"] = {}
-    for name in ("plamo2", "llama", "t5"):
+    for name in () if args.no_tokenizer else ("plamo2", "llama", "t5"):
         path = (
             files["f16"]
             if name == "plamo2"

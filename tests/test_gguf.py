@@ -72,6 +72,7 @@ def test_neox_metadata_matches_the_model_config(neox_f16, tiny_model_dir):
     assert fields["gptneox.use_parallel_residual"] is False
     assert fields["gptneox.attention.layer_norm_epsilon"] == pytest.approx(1e-5)
     assert fields["jalm.preset"] == "test"
+    assert "tokenizer.chat_template" not in fields  # a base model has none
 
 
 def test_tokenizer_is_sentencepiece_in_llama_cpp_terms(neox_f16, tiny_model_dir):
@@ -216,6 +217,19 @@ def test_refuses_what_llama_cpp_would_tokenize_differently(tiny_model_dir, tmp_p
     assert not (tmp_path / "m.gguf").exists()
     with pytest.raises(JalmError, match="must end in .gguf"):
         export_gguf(tiny_model_dir, tmp_path / "m.bin", progress=False)
+
+
+def test_chat_template_travels_with_an_instruction_tuned_model(tiny_model_dir, tmp_path):
+    import json
+
+    model_dir = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, model_dir)
+    config = json.loads((model_dir / "tokenizer_config.json").read_text())
+    template = "{% for m in messages %}{{ m['content'] }}{% endfor %}"
+    (model_dir / "tokenizer_config.json").write_text(json.dumps({**config, "chat_template": template}))
+    export_gguf(model_dir, tmp_path / "chat.gguf", progress=False)
+    fields, _ = read(tmp_path / "chat.gguf")
+    assert fields["tokenizer.chat_template"] == template
 
 
 def test_cli_writes_gguf(tiny_model_dir, tmp_path, capsys):

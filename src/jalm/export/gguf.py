@@ -133,6 +133,9 @@ def write_gguf(
     writer.add_add_eos_token(False)
     writer.add_add_space_prefix(False)
     writer.add_string("jalm.tokenizer.differences", DIFFERENCES)
+    template = _chat_template(model_dir)
+    if template:  # an instruction-tuned export: llama.cpp's chat endpoints render the same prompt
+        writer.add_chat_template(template)
 
     matrix_type = _qtype(quant)
     types_by_name, fallback = {}, []
@@ -195,6 +198,14 @@ def _count(names: Iterator[str]) -> dict[str, int]:
     for name in names:
         counts[name] = counts.get(name, 0) + 1
     return counts
+
+
+def _chat_template(model_dir: Path) -> str | None:
+    path = model_dir / "tokenizer_config.json"
+    if not path.exists():
+        return None
+    template = json.loads(path.read_text(encoding="utf-8")).get("chat_template")
+    return template if isinstance(template, str) else None
 
 
 # --- the model ---------------------------------------------------------------------------------------
