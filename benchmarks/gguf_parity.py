@@ -211,31 +211,56 @@ def windows(sp, texts: list[str], size: int) -> list[list[int]]:
     return out
 
 
-def nll_transformers(model, chunks: list[list[int]]) -> tuple[float, int]:
+# Windows whose full log-probabilities are compared with transformers' (all windows' argmax are).
+DIFF_WINDOWS = 4
+
+
+def transformers_logits(model):
     import torch
 
-    total, count = 0.0, 0
-    with torch.no_grad():
-        for chunk in chunks:
-            ids = torch.tensor([chunk])
-            logprobs = torch.log_softmax(model(input_ids=ids).logits[0, :-1].double(), dim=-1)
-            total -= float(logprobs.gather(1, ids[0, 1:, None]).sum())
-            count += len(chunk) - 1
-    return total, count
+    def run(chunk: list[int]):
+        with torch.no_grad():
+            return model(input_ids=torch.tensor([chunk])).logits[0, :-1].double()
+
+    return run
 
 
-def nll_llama(llm, chunks: list[list[int]]) -> tuple[float, int]:
+def llama_logits(llm):
     import torch
 
-    total, count = 0.0, 0
-    for chunk in chunks:
+    def run(chunk: list[int]):
         llm.reset()
         llm.eval(chunk)
-        logits = torch.from_numpy(np.array(llm.scores[: len(chunk) - 1], dtype=np.float64))
-        logprobs = torch.log_softmax(logits, dim=-1)
+        return torch.from_numpy(np.array(llm.scores[: len(chunk) - 1], dtype=np.float64))
+
+    return run
+
+
+def score(run, chunks: list[list[int]], reference: dict | None = None) -> dict:
+    """Negative log-likelihood of each window's next tokens; with a reference run, how often the most
+    likely next token is the reference's (every position) and the largest log-probability difference
+    (first DIFF_WINDOWS windows)."""
+    import torch
+
+    total, count, agree, max_diff = 0.0, 0, 0, 0.0
+    tops, kept = [], []
+    for k, chunk in enumerate(chunks):
+        logprobs = torch.log_softmax(run(chunk), dim=-1)
         total -= float(logprobs.gather(1, torch.tensor(chunk[1:])[:, None]).sum())
         count += len(chunk) - 1
-    return total, count
+        top = logprobs.argmax(dim=-1)
+        tops.append(top)
+        if k < DIFF_WINDOWS:
+            kept.append(logprobs)
+        if reference is not None:
+            agree += int((top == reference["tops"][k]).sum())
+            if k < DIFF_WINDOWS:
+                max_diff = max(max_diff, float((logprobs - reference["logprobs"][k]).abs().max()))
+    out = {"nll": total, "tokens": count, "tops": tops, "logprobs": kept}
+    if reference is not None:
+        out["top1_agreement"] = agree / count
+        out["max_logprob_diff"] = max_diff
+    return out
 
 
 def main() -> int:
@@ -325,20 +350,24 @@ def main() -> int:
     docs = dev_docs[: args.max_docs] if args.max_docs else dev_docs
     chunks = windows(sp, docs, n_ctx)
     chars = sum(len(d) for d in docs)
-    ppl = {}
-    for name, runner in (
-        ("transformers float32", lambda c: nll_transformers(model, c)),
-        ("llama.cpp f16", lambda c: nll_llama(llamas["f16"], c)),
-        ("llama.cpp q8_0", lambda c: nll_llama(llamas["q8_0"], c)),
+    ppl, reference = {}, None
+    for name, run in (
+        ("transformers float32", transformers_logits(model)),
+        ("llama.cpp f16", llama_logits(llamas["f16"])),
+        ("llama.cpp q8_0", llama_logits(llamas["q8_0"])),
     ):
         started = time.perf_counter()
-        total, count = runner(chunks)
+        scored = score(run, chunks, reference)
+        reference = reference or scored
         ppl[name] = {
-            "ppl": round(math.exp(total / count), 4),
-            "bits_per_char": round(total / math.log(2) / chars, 4),
-            "tokens": count,
+            "ppl": round(math.exp(scored["nll"] / scored["tokens"]), 4),
+            "bits_per_char": round(scored["nll"] / math.log(2) / chars, 4),
+            "tokens": scored["tokens"],
             "seconds": round(time.perf_counter() - started, 1),
         }
+        if "top1_agreement" in scored:
+            ppl[name]["top1_agreement"] = round(scored["top1_agreement"], 6)
+            ppl[name]["max_logprob_diff"] = round(scored["max_logprob_diff"], 5)
     results["perplexity"] = {"documents": len(docs), "characters": chars, "window": n_ctx, **ppl}
 
     for llm in llamas.values():
@@ -380,13 +409,20 @@ def summary(results: dict) -> str:
     lines.append(
         f"\nperplexity: {p['documents']} dev documents, {p['characters']:,} characters, windows of {p['window']}"
     )
-    lines.append("| | file | PPL | bits/char | tokens |")
-    lines.append("|---|---|---|---|---|")
+    lines.append(
+        "| | file | PPL | bits/char | tokens | top-1 = transformers' | max abs log-prob diff "
+        f"(first {DIFF_WINDOWS} windows) |"
+    )
+    lines.append("|---|---|---|---|---|---|---|")
     for name in ("transformers float32", "llama.cpp f16", "llama.cpp q8_0"):
         size = {"llama.cpp f16": "f16_bytes", "llama.cpp q8_0": "q8_0_bytes"}.get(name, "safetensors_bytes")
         file = f"{results[size] / 2**20:.2f} MiB"
         r = p[name]
-        lines.append(f"| {name} | {file} | {r['ppl']} | {r['bits_per_char']} | {r['tokens']} |")
+        agree = f"{r['top1_agreement']:.4%}" if "top1_agreement" in r else "—"
+        diff = r.get("max_logprob_diff", "—")
+        lines.append(
+            f"| {name} | {file} | {r['ppl']} | {r['bits_per_char']} | {r['tokens']} | {agree} | {diff} |"
+        )
     return "\n".join(lines)
 
 
