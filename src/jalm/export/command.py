@@ -48,7 +48,8 @@ def run(args: argparse.Namespace) -> int:
         if args.adapter_only or args.clean_stats:
             raise JalmError("--adapter-only and --clean-stats are for --format hf")
 
-        print(format_report(export_gguf(args.run_dir, args.out, args.quant, args.checkpoint)))
+        report = export_gguf(args.run_dir, args.out, args.quant, args.checkpoint, verify=not args.no_verify)
+        print(format_report(report))
         return 0
     out = export(
         args.run_dir,
