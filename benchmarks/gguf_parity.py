@@ -132,6 +132,21 @@ def classify(text: str, ours: list[int], theirs: list[int], sp) -> str:
     return "other"
 
 
+# The two differences other than ties, which real text seldom has: each should differ, as stated.
+KNOWN_DIFFERENCES = {"literal ▁": "a▁b と ▁", "leading BOM": "\ufeff吾輩は猫である。"}
+
+
+def known_differences(llm, sp) -> dict:
+    out = {}
+    for name, text in KNOWN_DIFFERENCES.items():
+        ours = llm.tokenize(text.encode("utf-8"), add_bos=False, special=False)
+        out[name] = {
+            "sentencepiece": [sp.id_to_piece(i) for i in sp.encode(text)],
+            "llama.cpp": [sp.id_to_piece(i) for i in ours],
+        }
+    return out
+
+
 def compare_ids(llm, sp, texts: list[str]) -> dict:
     """Texts with identical ids, tokens that differ (difflib alignment) and mismatches by cause."""
     same = tokens = differing = decode_differs = 0
@@ -326,6 +341,8 @@ def main() -> int:
         results["tokenizer"][name] = {
             corpus: compare_ids(vocab, sp, texts) for corpus, texts in corpora.items()
         }
+        if name == "plamo2":
+            results["known_differences"] = known_differences(vocab, sp)
         vocab.close()
 
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
@@ -395,6 +412,8 @@ def summary(results: dict) -> str:
                 f"{r['tokens_differing']} of {r['tokens']} ({r['token_mismatch_rate']:.4%}) | "
                 f"{r['decode_differs']} | {causes} |"
             )
+    for name, pieces in results.get("known_differences", {}).items():
+        lines.append(f"{name}: SentencePiece {pieces['sentencepiece']}, llama.cpp {pieces['llama.cpp']}")
     greedy = results["greedy"]
     for quant in ("f16", "q8_0"):
         equal = sum(row[f"{quant}_equal"] for row in greedy)
