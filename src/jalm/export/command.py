@@ -6,20 +6,32 @@ import argparse
 
 from jalm.errors import JalmError
 from jalm.export import export
+from jalm.export.gguf import QUANTS as GGUF_QUANTS
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "export",
-        help="write a Hugging Face model directory from a training run",
+        help="write a Hugging Face model directory (or a GGUF file) from a training run",
         description="Export a run's latest (or a given) checkpoint as a Hugging Face model directory "
         "(config.json, model.safetensors, tokenizer files, provenance). An instruction-tuning run exports "
-        "with LoRA merged, its chat_template and a generation config that stops at </s>.",
+        "with LoRA merged, its chat_template and a generation config that stops at </s>. "
+        "--format gguf writes one llama.cpp file instead, from a run or an exported model directory.",
         epilog="examples: jalm export runs/demo/train --out runs/demo/model; "
+        "jalm export runs/demo/model --format gguf --quant q8_0 --out runs/demo/model-q8_0.gguf; "
         "jalm export runs/demo/model --check vllm; jalm export old/model --upgrade",
     )
-    parser.add_argument("run_dir", help="training run directory (a model directory with --check/--upgrade)")
-    parser.add_argument("--out", help="model directory to write")
+    parser.add_argument(
+        "run_dir", help="training run directory (a model directory with --format gguf, --check or --upgrade)"
+    )
+    parser.add_argument("--out", help="model directory to write (a .gguf file for gguf)")
+    parser.add_argument("--format", choices=("hf", "gguf"), default="hf", help="default: hf")
+    parser.add_argument(
+        "--quant",
+        choices=GGUF_QUANTS,
+        default="f16",
+        help="gguf: type of the weight matrices (norms, biases, positions stay f32); default: f16",
+    )
     parser.add_argument(
         "--check",
         choices=["vllm"],
@@ -64,7 +76,16 @@ def run(args: argparse.Namespace) -> int:
         print(f"{args.run_dir}: vLLM check: {errors} error(s), {len(findings) - errors} warning(s)")
         return 1 if errors else 0
     if not args.out:
-        raise JalmError("jalm export: --out is required to export a run")
+        raise JalmError("jalm export: --out is required to export")
+    if args.format == "gguf":
+        from jalm.export.gguf import export_gguf, format_report
+
+        if args.adapter_only or args.clean_stats:
+            raise JalmError("--adapter-only and --clean-stats are for --format hf")
+
+        report = export_gguf(args.run_dir, args.out, args.quant, args.checkpoint, verify=not args.no_verify)
+        print(format_report(report))
+        return 0
     out = export(
         args.run_dir,
         args.out,

@@ -1,0 +1,524 @@
+"""`jalm export --format gguf`: a jalm model → one GGUF file that llama.cpp (and its bindings) run.
+
+Both layouts map onto architectures llama.cpp already has: the 1.7b GPT-2 layout onto `gpt2` (learned
+positions, output tied to the embedding) and the GPT-NeoX presets onto `gptneox` (rotary on
+`rotary_pct` of each head, sequential residual; llama.cpp requires an `output` tensor there, so the
+tied embedding is written twice). Tensors are converted as llama.cpp's `convert_hf_to_gguf.py` does:
+GPT-2's Conv1D weights transposed, GPT-NeoX's per-head interleaved QKV regrouped into Q, K, V; 1-D
+tensors, norms and position embeddings stay float32; a matrix whose rows do not split into 32-value
+blocks falls back from q8_0 to f16 (counted in the report).
+
+The tokenizer is SentencePiece unigram with byte fallback. llama.cpp has three candidates (measured in
+benchmarks/gguf_parity.py): `llama` (SPM) has byte fallback but merges pairs greedily by score, which
+is not unigram Viterbi; `t5` (UGM) is Viterbi but turns characters outside the vocabulary into <unk>;
+`plamo2` is a Viterbi over the same pieces and scores with UTF-8 byte fallback, and is what we write.
+What still differs from SentencePiece, written into the file as `jalm.tokenizer.differences`:
+
+- exact ties: where two segmentations have the same total score (on the 1/16 score grid this happens:
+  "し|てくる" and "して|くる", or runs of spaces in another order), SentencePiece keeps the one whose
+  last piece is longest, llama.cpp the one whose first piece is longest (it scores right to left). The
+  text is the same and both are equally likely under the model; on the dev set 1.6% of lines and 0.04%
+  of tokens differ this way, and nothing else differs there;
+- a literal "▁" (U+2581) in the text is a space to SentencePiece; llama.cpp's plamo2 tokenizer reads
+  text as it is, so pieces are stored with real spaces and a literal "▁" falls back to bytes;
+- a byte-order mark (U+FEFF) at the start of the text is dropped by llama.cpp.
+
+Scores stay on jalm's 1/16 grid, which llama.cpp's integer scores (score × 10⁴) hold exactly, so ties
+are ties in both. Special, control, byte and padding pieces get a score llama.cpp never matches in
+text, as SentencePiece never does. llama.cpp adds no <s>, as jalm's models expect.
+
+The network differs in one place: llama.cpp's GELU is the tanh approximation, transformers' "gelu" the
+exact one (jalm trains with the exact one, as LINE did); the benchmark measures what that changes.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from jalm.errors import JalmError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+# --quant: the type of the weight matrices. Only types gguf-py quantizes exactly as ggml's reference
+# code does; lower bits (q4_K_M, ...) are llama-quantize's job, from the f16 file.
+QUANTS = ("f32", "f16", "bf16", "q8_0")
+TOKENIZER_MODEL = "plamo2"
+# A score llama.cpp's plamo2 tokenizer treats as "never match" (score × 10⁴ must be ≤ -2·10⁷).
+NEVER = -10000.0
+SCORE_GRID = 16
+DIFFERENCES = (
+    "llama.cpp tokenizer 'plamo2' (Viterbi over SentencePiece's pieces and scores, UTF-8 byte fallback). "
+    "Ids equal SentencePiece's except: (1) exact ties, two segmentations of the same total score "
+    "('し|てくる' / 'して|くる'): SentencePiece keeps the longest last piece, llama.cpp the longest first "
+    "piece, same text (1.6% of dev lines, 0.04% of tokens); (2) a literal '▁' (U+2581) in text is a space "
+    "to SentencePiece, bytes here; (3) llama.cpp drops a leading U+FEFF. No <s> is added. "
+    "Measured: jalm benchmarks/gguf_parity.py."
+)
+# Buffers transformers may keep in a checkpoint that are not weights.
+_BUFFERS = ("attn.bias", "attn.masked_bias", "attention.bias", "attention.masked_bias", "rotary_emb.inv_freq")
+
+
+@dataclass(frozen=True)
+class Tensor:
+    """One GGUF tensor: its name, the checkpoint tensor it comes from, and how it is rearranged."""
+
+    name: str
+    source: str
+    transpose: bool = False  # GPT-2's Conv1D stores (in, out); ggml wants (out, in) like a Linear layer
+    qkv_heads: int = 0  # GPT-NeoX's fused QKV, interleaved per head: regroup into all Q, all K, all V
+
+
+def export_gguf(
+    source: str | Path,
+    out_file: str | Path,
+    quant: str = "f16",
+    checkpoint: str | Path | None = None,
+    progress: bool = True,
+    verify: bool = True,
+) -> dict[str, Any]:
+    """A training run or a Hugging Face model directory written by jalm → a GGUF file; returns a report.
+
+    A run is first exported as a Hugging Face directory (checked against the checkpoint unless
+    `verify` is False) into a temporary directory beside `out_file`. The GGUF file is always read back.
+    """
+    from jalm.train.loop import RUN_CONFIG
+
+    source, out_file = Path(source), Path(out_file)
+    if out_file.suffix != ".gguf":
+        raise JalmError(f"{out_file}: a GGUF file name must end in .gguf")
+    if quant not in QUANTS:
+        raise JalmError(f"unknown --quant {quant!r}; choose one of {', '.join(QUANTS)}")
+    if (source / RUN_CONFIG).exists():
+        from jalm.export import export
+
+        out_file.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=out_file.parent, prefix=".tmp-hf-") as tmp:
+            model_dir = export(source, Path(tmp) / "model", checkpoint, verify=verify)
+            return write_gguf(model_dir, out_file, quant, progress)
+    if checkpoint is not None:
+        raise JalmError(f"{source}: --checkpoint is for training runs, not model directories")
+    return write_gguf(source, out_file, quant, progress)
+
+
+def write_gguf(
+    model_dir: str | Path, out_file: str | Path, quant: str = "f16", progress: bool = True
+) -> dict:
+    """Convert a Hugging Face GPT-2 / GPT-NeoX directory with spiece.model into `out_file` (atomically)."""
+    import gguf
+    import numpy as np
+
+    from jalm.hf import check_model_dir
+    from jalm.io import atomic_path
+    from jalm.progress import progress_bar
+
+    model_dir, out_file = check_model_dir(model_dir), Path(out_file)
+    config = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
+    arch, plan = _plan(config, model_dir)
+    reader = _WeightReader(model_dir)
+    reader.check(plan, model_dir)
+    vocab_size = config["vocab_size"]
+    tokens, scores, types, specials = _vocab(model_dir / "spiece.model", vocab_size)
+
+    writer = gguf.GGUFWriter(None, arch)
+    _add_metadata(writer, config, model_dir, quant)
+    writer.add_tokenizer_model(TOKENIZER_MODEL)
+    writer.add_tokenizer_pre("default")
+    writer.add_token_list(tokens)
+    writer.add_token_scores(scores)
+    writer.add_token_types(types)
+    for role, token_id in specials.items():
+        getattr(writer, f"add_{role}_token_id")(token_id)
+    # jalm's models see no <s> and no </s> around a text (DESIGN.md); llama.cpp must not add them either.
+    writer.add_add_bos_token(False)
+    writer.add_add_eos_token(False)
+    writer.add_add_space_prefix(False)
+    writer.add_string("jalm.tokenizer.differences", DIFFERENCES)
+    template = _chat_template(model_dir)
+    if template:  # an instruction-tuned export: llama.cpp's chat endpoints render the same prompt
+        writer.add_chat_template(template)
+
+    matrix_type = _qtype(quant)
+    types_by_name, fallback = {}, []
+    for tensor in plan:
+        shape = reader.shape(tensor)
+        qtype = _tensor_type(tensor.name, shape, matrix_type)
+        if qtype != matrix_type and len(shape) == 2 and not _is_float_only(tensor.name):
+            fallback.append(tensor.name)
+        types_by_name[tensor.name] = qtype
+        nbytes = _nbytes(shape, qtype)
+        writer.add_tensor_info(tensor.name, shape, np.dtype(np.float32), nbytes, raw_dtype=qtype)
+
+    bar = progress_bar(total=len(plan), desc="gguf", unit=" tensors", disable=not progress, file=sys.stderr)
+    with atomic_path(out_file) as tmp:
+        writer.open_output_file(tmp)
+        writer.write_header_to_file()
+        writer.write_kv_data_to_file()
+        writer.write_ti_data_to_file()
+        for tensor in plan:
+            array = reader.read(tensor)
+            writer.write_tensor_data(gguf.quants.quantize(array, types_by_name[tensor.name]))
+            bar.update()
+        writer.close()
+    bar.close()
+    report = {
+        "file": str(out_file),
+        "bytes": out_file.stat().st_size,
+        "architecture": arch,
+        "quant": quant,
+        "tensors": len(plan),
+        "tensor_types": _count(t.name for t in types_by_name.values()),
+        "f16_fallback": fallback,
+        "vocab_size": vocab_size,
+        "padding_tokens": len(tokens) - sum(1 for t in types if t != gguf.TokenType.UNUSED),
+        "special_ids": specials,
+        "tokenizer": TOKENIZER_MODEL,
+        "tokenizer_differences": DIFFERENCES,
+    }
+    _verify(out_file, arch, plan, types_by_name, reader, len(tokens))
+    return report
+
+
+def format_report(report: dict) -> str:
+    """The export report as a few lines for the terminal."""
+    types = ", ".join(f"{n} {name}" for name, n in sorted(report["tensor_types"].items()))
+    lines = [
+        f"wrote {report['file']} ({report['bytes'] / 2**20:.1f} MiB, {report['architecture']}, "
+        f"--quant {report['quant']}: {report['tensors']} tensors: {types})",
+        f"vocabulary {report['vocab_size']} ({report['padding_tokens']} padding), special ids "
+        + ", ".join(f"{role} {i}" for role, i in report["special_ids"].items()),
+        f"tokenizer: {report['tokenizer_differences']}",
+    ]
+    if report["f16_fallback"]:
+        lines.insert(1, f"{len(report['f16_fallback'])} matrices kept in f16 (rows not in 32-value blocks)")
+    return "\n".join(lines)
+
+
+def _count(names: Iterator[str]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for name in names:
+        counts[name] = counts.get(name, 0) + 1
+    return counts
+
+
+def _chat_template(model_dir: Path) -> str | None:
+    path = model_dir / "tokenizer_config.json"
+    if not path.exists():
+        return None
+    template = json.loads(path.read_text(encoding="utf-8")).get("chat_template")
+    return template if isinstance(template, str) else None
+
+
+# --- the model ---------------------------------------------------------------------------------------
+
+
+def _plan(config: dict, model_dir: Path) -> tuple[str, list[Tensor]]:
+    """The GGUF architecture and its tensors, for the layouts jalm trains; anything else is an error."""
+    kind = config.get("model_type")
+    if kind == "gpt2":
+        return "gpt2", _gpt2_plan(config, model_dir)
+    if kind == "gpt_neox":
+        return "gptneox", _neox_plan(config, model_dir)
+    raise JalmError(f"{model_dir}: model_type {kind!r}; GGUF export knows gpt2 and gpt_neox (jalm's layouts)")
+
+
+def _check_gelu(activation: str | None, model_dir: Path) -> None:
+    # llama.cpp's GELU is the tanh approximation: exactly "gelu_new", within ~1e-3 of the exact "gelu".
+    if activation not in ("gelu", "gelu_new", "gelu_pytorch_tanh"):
+        raise JalmError(f"{model_dir}: activation {activation!r}; llama.cpp's gpt2/gptneox use GELU")
+
+
+def _gpt2_plan(config: dict, model_dir: Path) -> list[Tensor]:
+    _check_gelu(config.get("activation_function"), model_dir)
+    if config.get("scale_attn_by_inverse_layer_idx") or config.get("reorder_and_upcast_attn"):
+        raise JalmError(f"{model_dir}: GPT-2 attention variants llama.cpp does not implement")
+    if config.get("scale_attn_weights") is False:
+        raise JalmError(f"{model_dir}: unscaled GPT-2 attention; llama.cpp scales by 1/sqrt(head size)")
+
+    plan = [
+        Tensor("token_embd.weight", "transformer.wte.weight"),
+        Tensor("position_embd.weight", "transformer.wpe.weight"),
+    ]
+    for i in range(config["n_layer"]):
+        hf, blk = f"transformer.h.{i}.", f"blk.{i}."
+        for ours, theirs, conv1d in (
+            ("attn_norm", "ln_1", False),
+            ("attn_qkv", "attn.c_attn", True),
+            ("attn_output", "attn.c_proj", True),
+            ("ffn_norm", "ln_2", False),
+            ("ffn_up", "mlp.c_fc", True),
+            ("ffn_down", "mlp.c_proj", True),
+        ):
+            plan.append(Tensor(f"{blk}{ours}.weight", f"{hf}{theirs}.weight", transpose=conv1d))
+            plan.append(Tensor(f"{blk}{ours}.bias", f"{hf}{theirs}.bias"))
+    plan += [
+        Tensor("output_norm.weight", "transformer.ln_f.weight"),
+        Tensor("output_norm.bias", "transformer.ln_f.bias"),
+    ]
+    if not config.get("tie_word_embeddings", True):
+        plan.append(Tensor("output.weight", "lm_head.weight"))
+    return plan  # tied: llama.cpp's gpt2 reads token_embd as the output matrix
+
+
+def _neox_plan(config: dict, model_dir: Path) -> list[Tensor]:
+    _check_gelu(config.get("hidden_act"), model_dir)
+    if config.get("attention_bias") is False:
+        raise JalmError(f"{model_dir}: GPT-NeoX without attention biases; llama.cpp's gptneox needs them")
+    heads = config["num_attention_heads"]
+    plan = [Tensor("token_embd.weight", "gpt_neox.embed_in.weight")]
+    for i in range(config["num_hidden_layers"]):
+        hf, blk = f"gpt_neox.layers.{i}.", f"blk.{i}."
+        for ours, theirs in (
+            ("attn_norm", "input_layernorm"),
+            ("attn_qkv", "attention.query_key_value"),
+            ("attn_output", "attention.dense"),
+            ("ffn_norm", "post_attention_layernorm"),
+            ("ffn_up", "mlp.dense_h_to_4h"),
+            ("ffn_down", "mlp.dense_4h_to_h"),
+        ):
+            regroup = heads if ours == "attn_qkv" else 0
+            plan.append(Tensor(f"{blk}{ours}.weight", f"{hf}{theirs}.weight", qkv_heads=regroup))
+            plan.append(Tensor(f"{blk}{ours}.bias", f"{hf}{theirs}.bias", qkv_heads=regroup))
+    tied = config.get("tie_word_embeddings", True)
+    plan += [
+        Tensor("output_norm.weight", "gpt_neox.final_layer_norm.weight"),
+        Tensor("output_norm.bias", "gpt_neox.final_layer_norm.bias"),
+        # llama.cpp's gptneox has no tied fallback: the embedding is written a second time
+        Tensor("output.weight", "gpt_neox.embed_in.weight" if tied else "embed_out.weight"),
+    ]
+    return plan
+
+
+def _rotary(config: dict) -> tuple[float, float]:
+    """(fraction of each head that rotates, base), from either spelling transformers 4 and 5 write."""
+    rope = config.get("rope_parameters") or {}
+    if rope.get("rope_type", "default") != "default" or config.get("rope_scaling"):
+        raise JalmError("rope scaling is not exported to GGUF (jalm's presets use plain rotary)")
+    fraction = rope.get("partial_rotary_factor", config.get("rotary_pct", 1.0))
+    base = rope.get("rope_theta", config.get("rotary_emb_base", 10000))
+    return float(fraction), float(base)
+
+
+def _add_metadata(writer, config: dict, model_dir: Path, quant: str) -> None:
+    import gguf
+
+    provenance = {}
+    if (model_dir / "jalm.json").exists():
+        provenance = json.loads((model_dir / "jalm.json").read_text(encoding="utf-8"))
+    writer.add_type(gguf.GGUFType.MODEL)
+    writer.add_name(f"jalm {provenance.get('preset', model_dir.name)}")
+    writer.add_file_type(_file_type(quant))
+    writer.add_quantization_version(gguf.GGML_QUANT_VERSION)
+    writer.add_license("apache-2.0")
+    if config["model_type"] == "gpt2":
+        hidden = config["n_embd"]
+        writer.add_context_length(config["n_positions"])
+        writer.add_embedding_length(hidden)
+        writer.add_block_count(config["n_layer"])
+        writer.add_feed_forward_length(config.get("n_inner") or 4 * hidden)
+        writer.add_head_count(config["n_head"])
+        writer.add_layer_norm_eps(config["layer_norm_epsilon"])
+    else:
+        hidden, heads = config["hidden_size"], config["num_attention_heads"]
+        fraction, base = _rotary(config)
+        writer.add_context_length(config["max_position_embeddings"])
+        writer.add_embedding_length(hidden)
+        writer.add_block_count(config["num_hidden_layers"])
+        writer.add_feed_forward_length(config["intermediate_size"])
+        writer.add_head_count(heads)
+        writer.add_rope_dimension_count(int(fraction * (hidden // heads)))
+        writer.add_rope_freq_base(base)
+        writer.add_parallel_residual(bool(config.get("use_parallel_residual", True)))
+        writer.add_layer_norm_eps(config["layer_norm_eps"])
+    for key in ("preset", "steps", "tokens"):
+        if key in provenance:
+            writer.add_string(f"jalm.{key}", str(provenance[key]))
+
+
+def _qtype(quant: str):
+    import gguf
+
+    q = gguf.GGMLQuantizationType
+    return {"f32": q.F32, "f16": q.F16, "bf16": q.BF16, "q8_0": q.Q8_0}[quant]
+
+
+def _file_type(quant: str):
+    import gguf
+
+    f = gguf.LlamaFileType
+    return {"f32": f.ALL_F32, "f16": f.MOSTLY_F16, "bf16": f.MOSTLY_BF16, "q8_0": f.MOSTLY_Q8_0}[quant]
+
+
+def _is_float_only(name: str) -> bool:
+    """Tensors llama.cpp keeps in float32 whatever the file type (as convert_hf_to_gguf.py does)."""
+    return not name.endswith(".weight") or "_norm." in name or name.startswith("position_embd.")
+
+
+def _tensor_type(name: str, shape: tuple[int, ...], matrix_type):
+    import gguf
+
+    q = gguf.GGMLQuantizationType
+    if len(shape) < 2 or _is_float_only(name):
+        return q.F32
+    block = gguf.GGML_QUANT_SIZES[matrix_type][0]
+    return matrix_type if shape[-1] % block == 0 else q.F16
+
+
+def _nbytes(shape: tuple[int, ...], qtype) -> int:
+    import math
+
+    import gguf
+
+    return math.prod(gguf.quant_shape_to_byte_shape(shape, qtype))
+
+
+class _WeightReader:
+    """Tensors of model.safetensors (or its shards) read one at a time as float32 numpy arrays."""
+
+    def __init__(self, model_dir: Path) -> None:
+        index = model_dir / "model.safetensors.index.json"
+        if index.exists():
+            weight_map = json.loads(index.read_text(encoding="utf-8"))["weight_map"]
+            self.files = {name: model_dir / file for name, file in weight_map.items()}
+        elif (model_dir / "model.safetensors").exists():
+            from safetensors import safe_open
+
+            with safe_open(model_dir / "model.safetensors", framework="pt") as handle:
+                self.files = dict.fromkeys(handle.keys(), model_dir / "model.safetensors")
+        else:
+            raise JalmError(f"{model_dir}: GGUF export reads safetensors weights; none found")
+
+    def check(self, plan: list[Tensor], model_dir: Path) -> None:
+        """Every tensor the plan needs is there, and nothing in the checkpoint is left out silently."""
+        needed = {t.source for t in plan}
+        missing = sorted(needed - set(self.files))
+        if missing:
+            raise JalmError(f"{model_dir}: checkpoint lacks {missing[0]} (and {len(missing) - 1} more)")
+        tied_head = {"lm_head.weight", "embed_out.weight"}
+        unused = [
+            n for n in self.files if n not in needed and n not in tied_head and not n.endswith(_BUFFERS)
+        ]
+        if unused:
+            raise JalmError(
+                f"{model_dir}: checkpoint tensor {unused[0]} has no place in GGUF ({len(unused)} such)"
+            )
+
+    def _torch(self, name: str):
+        from safetensors import safe_open
+
+        with safe_open(self.files[name], framework="pt") as handle:
+            return handle.get_tensor(name)
+
+    def shape(self, tensor: Tensor) -> tuple[int, ...]:
+        from safetensors import safe_open
+
+        with safe_open(self.files[tensor.source], framework="pt") as handle:
+            shape = tuple(handle.get_slice(tensor.source).get_shape())
+        return shape[::-1] if tensor.transpose else shape
+
+    def read(self, tensor: Tensor) -> np.ndarray:
+        import numpy as np
+
+        array = self._torch(tensor.source).float().numpy()
+        if tensor.transpose:
+            array = array.T
+        if tensor.qkv_heads:
+            rows = array.shape[0]
+            grouped = array.reshape(tensor.qkv_heads, 3, rows // (3 * tensor.qkv_heads), *array.shape[1:])
+            array = grouped.swapaxes(0, 1).reshape(array.shape)
+        return np.ascontiguousarray(array, dtype=np.float32)
+
+
+# --- the tokenizer -----------------------------------------------------------------------------------
+
+
+def _vocab(spiece_model: Path, vocab_size: int) -> tuple[list[bytes], list[float], list[int], dict[str, int]]:
+    """Pieces, scores and token types in llama.cpp's terms, padded to the model's vocabulary size, and
+    the special ids (unk, bos, eos, pad from the model; sep and mask by their pieces, if present)."""
+    import gguf
+    from sentencepiece import sentencepiece_model_pb2 as pb
+
+    if not spiece_model.is_file():
+        raise JalmError(f"{spiece_model}: no SentencePiece model beside the weights")
+    model = pb.ModelProto()
+    model.ParseFromString(spiece_model.read_bytes())
+    spec, norm = model.trainer_spec, model.normalizer_spec
+    problems = []
+    if spec.model_type != pb.TrainerSpec.UNIGRAM or not spec.byte_fallback:
+        problems.append("not a unigram model with byte fallback")
+    if norm.precompiled_charsmap or norm.name not in ("identity", ""):
+        problems.append(f"normalization {norm.name!r} (llama.cpp would not apply it)")
+    if norm.add_dummy_prefix or norm.remove_extra_whitespaces or not norm.escape_whitespaces:
+        problems.append("dummy prefix, whitespace squeezing or unescaped spaces")
+    if spec.treat_whitespace_as_suffix:
+        problems.append("whitespace as suffix")
+    kinds = pb.ModelProto.SentencePiece
+    if any(p.type in (kinds.USER_DEFINED, kinds.UNUSED) for p in model.pieces):
+        problems.append("user-defined or unused pieces")
+    if not all((p.score * SCORE_GRID).is_integer() for p in model.pieces if p.type == kinds.NORMAL):
+        problems.append(f"scores off the 1/{SCORE_GRID} grid (ties would break differently)")
+    pieces = {p.piece for p in model.pieces}
+    if any(f"<0x{b:02X}>" not in pieces for b in range(256)):
+        problems.append("byte pieces <0x00>..<0xFF> missing")
+    if len(model.pieces) > vocab_size:
+        problems.append(f"{len(model.pieces)} pieces for a model vocabulary of {vocab_size}")
+    if problems:
+        raise JalmError(f"{spiece_model}: cannot export this tokenizer to GGUF: {'; '.join(problems)}")
+
+    types_map = {
+        kinds.NORMAL: gguf.TokenType.NORMAL,
+        kinds.UNKNOWN: gguf.TokenType.UNKNOWN,
+        kinds.CONTROL: gguf.TokenType.CONTROL,
+        kinds.BYTE: gguf.TokenType.BYTE,
+    }
+    tokens, scores, types = [], [], []
+    for p in model.pieces:
+        normal = p.type == kinds.NORMAL
+        # llama.cpp's plamo2 tokenizer reads text as it is: a space is " ", not SentencePiece's "▁".
+        tokens.append((p.piece.replace("▁", " ") if normal else p.piece).encode("utf-8"))
+        scores.append(p.score if normal else NEVER)
+        types.append(int(types_map[p.type]))
+    padded = vocab_size - len(tokens)
+    for i in range(padded):  # rows of the embedding the tokenizer never produces
+        name = f"[PAD{i}]"
+        if name in pieces:
+            raise JalmError(f"{spiece_model}: a piece is named {name!r}, the name of a padding token")
+        tokens.append(name.encode("utf-8"))
+        scores.append(NEVER)
+        types.append(int(gguf.TokenType.UNUSED))
+    specials = {role: getattr(spec, f"{role}_id") for role in ("unk", "bos", "eos", "pad")}
+    index = {p.piece: i for i, p in enumerate(model.pieces)}
+    specials.update({role: index[f"<{role}>"] for role in ("sep", "mask") if f"<{role}>" in index})
+    return tokens, scores, types, {role: i for role, i in specials.items() if i >= 0}
+
+
+# --- verification ------------------------------------------------------------------------------------
+
+
+def _verify(
+    out_file: Path, arch: str, plan: list[Tensor], types_by_name: dict, reader, n_tokens: int
+) -> None:
+    """Read the file back with gguf-py's own reader: architecture, vocabulary, every tensor's shape and type."""
+    import gguf
+
+    gguf_file = gguf.GGUFReader(out_file)
+    field = gguf_file.get_field(gguf.Keys.General.ARCHITECTURE)
+    if field is None or field.contents() != arch:
+        raise JalmError(f"{out_file}: written without architecture {arch!r}")
+    tokens = gguf_file.get_field(gguf.Keys.Tokenizer.LIST)
+    if tokens is None or len(tokens.data) != n_tokens:
+        raise JalmError(f"{out_file}: token list does not have {n_tokens} entries")
+    written = {t.name: t for t in gguf_file.tensors}
+    for tensor in plan:
+        got = written.get(tensor.name)
+        want = reader.shape(tensor)
+        if got is None or tuple(int(n) for n in reversed(got.shape)) != want:
+            raise JalmError(f"{out_file}: tensor {tensor.name} missing or of the wrong shape")
+        if got.tensor_type != types_by_name[tensor.name]:
+            raise JalmError(f"{out_file}: tensor {tensor.name} has type {got.tensor_type.name}")
