@@ -107,21 +107,32 @@ def _item(record: Any, stem: str, text_field: str) -> Item:
         payload, problem = _undo_encodings(payload, headers)
         if problem:
             return Item(position, len(payload), problem, None)
+    if kind == "conversion":  # WET text is UTF-8 by definition
+        charset = charset or "utf-8"
+    where = {
+        "id": f"{stem}:{offset}",
+        "url": record.headers.get("WARC-Target-URI"),
+        "date": record.headers.get("WARC-Date"),
+        "warc_record_id": record.record_id,
+    }
+    return _document(position, kind, payload, mime, charset, where, text_field)
+
+
+def _document(
+    position: str, kind: str, payload: bytes, mime: str, charset: str | None, where: dict, text_field: str
+) -> Item:
+    """A response's body → a document (or a counted non-HTML type, or an undecodable page)."""
     if not mime or mime == "application/octet-stream":
         mime = "text/html" if _LOOKS_LIKE_HTML.match(payload[:2000]) else (mime or "unknown")
     if mime not in _HTML_TYPES and mime not in _TEXT_TYPES:
         return Item(position, 0, None, None, f"{kind}: {mime}")
-    if kind == "conversion":  # WET text is UTF-8 by definition
-        charset = charset or "utf-8"
     decoded = decode_page(payload, charset)
     if decoded.text is None:
         return Item(position, len(payload), decoded.problem, None)
     out: dict[str, Any] = {
-        "id": f"{stem}:{offset}",
+        "id": where["id"],
         text_field: decoded.text,
-        "url": record.headers.get("WARC-Target-URI"),
-        "date": record.headers.get("WARC-Date"),
-        "warc_record_id": record.record_id,
+        **{key: value for key, value in where.items() if key != "id"},
         "encoding": f"{decoded.encoding} ({decoded.source})",
     }
     if mime in _HTML_TYPES:
@@ -221,21 +232,10 @@ def _arc_item(record: Any, payload: bytes, offset: int, stem: str, text_field: s
     content_type = record.http_headers.get_header("Content-Type") if record.http_headers else None
     content_type = content_type or record.rec_headers.get_header("Content-Type")
     mime, charset = _content_type(content_type)
-    if not mime or mime == "application/octet-stream":
-        mime = "text/html" if _LOOKS_LIKE_HTML.match(payload[:2000]) else (mime or "unknown")
-    if mime not in _HTML_TYPES and mime not in _TEXT_TYPES:
-        return Item(position, 0, None, None, f"response: {mime}")
-    decoded = decode_page(payload, charset)
-    if decoded.text is None:
-        return Item(position, len(payload), decoded.problem, None)
-    out: dict[str, Any] = {
+    where = {
         "id": f"{stem}:{offset}",
-        text_field: decoded.text,
         "url": record.rec_headers.get_header("WARC-Target-URI"),
         "date": record.rec_headers.get_header("WARC-Date"),
         "warc_record_id": None,  # ARC records have no id (warcio makes up a random one)
-        "encoding": f"{decoded.encoding} ({decoded.source})",
     }
-    if mime in _HTML_TYPES:
-        out["kind"] = "html"
-    return Item(position, len(payload), None, out)
+    return _document(position, "response", payload, mime, charset, where, text_field)
