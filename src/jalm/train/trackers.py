@@ -221,6 +221,17 @@ class WandbTracker(_ResumableTracker):
         self.run.finish()
 
 
+# Metrics that also have per-source variants ("tokens" and "tokens/c4" for a mixture's source "c4").
+PER_SOURCE = ("tokens", "epochs", "val_loss")
+
+
+def mlflow_key(key: str) -> str:
+    """MLflow's file store keeps a metric as a file named by its key, so "tokens" and "tokens/c4" cannot
+    both exist: a per-source key is sent as "tokens.c4" there (other trackers keep the "/")."""
+    head, slash, rest = key.partition("/")
+    return f"{head}.{rest}" if slash and head in PER_SOURCE else key
+
+
 class MlflowTracker(_ResumableTracker):
     name = "mlflow"
 
@@ -268,7 +279,7 @@ class MlflowTracker(_ResumableTracker):
 
     def _send(self, step: int, values: dict[str, float]) -> None:
         now = int(time.time() * 1000)
-        metrics = [self.Metric(key, float(value), now, step) for key, value in values.items()]
+        metrics = [self.Metric(mlflow_key(key), float(value), now, step) for key, value in values.items()]
         self.client.log_batch(self.run_id, metrics=metrics)
 
     def close(self) -> None:
