@@ -3,10 +3,14 @@
 On AVX512-BF16 CPUs without AMX tiles, PyTorch's bf16 flash-attention kernel is slower than its float32
 one (220 vs 207 ms forward + backward at 16 × 8 heads × 511 × 32: benchmarks/attention_dtype.py), while the
 matmuls around it are 2.3x faster in bf16. So under bf16 autocast only the attention kernel runs in
-float32: a few per cent more tokens/s (attention is ~40 % of a `tiny` step), and more exact.
+float32: more exact, and expected to be no slower.
 
 CPU autocast lists `scaled_dot_product_attention` among its bf16 ops and would cast float32 inputs back to
 bf16, so the kernel runs with autocast disabled (figures measured before 2026-11-30 had attention in bf16).
+Measured once the kernel really ran in float32 (`benchmarks/train_throughput.py --rounds 2
+--bf16-attention`, `tiny` at 16 × 512, 2026-11-30): a whole compiled step reached 0.94x the tokens/s of
+bf16 attention (the casts around the kernel cost more than the kernel saves). We keep float32 for its
+exactness; whether 6 % is worth it is an open choice, to be settled on more rounds than that one run.
 
 It is transformers' own SDPA path with a cast around it, registered under its own name through
 transformers' attention and mask interfaces, so the causal mask is still skipped in favour of
