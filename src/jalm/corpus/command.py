@@ -6,6 +6,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from jalm.corpus.executors import add_executor_options
+
 EXAMPLE = """examples:
   jalm clean data/corpus/*.jsonl.zst data/noisy/web_raw.jsonl.zst --out runs/clean
   jalm clean crawl/ --out runs/clean --workers 8 --config my_rules.toml
@@ -43,15 +45,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--config", type=Path, metavar="FILE", help="TOML or JSON file overriding the default rules"
     )
-    parser.add_argument(
-        "--workers", type=int, default=1, metavar="N", help="processes, each taking whole shards"
-    )
-    parser.add_argument(
-        "--executor",
-        choices=("local", "ray"),
-        default="local",
-        help="local processes, or Ray (joins RAY_ADDRESS if set, else starts a local Ray with N CPUs)",
-    )
+    add_executor_options(parser)
     parser.add_argument(
         "--extractor",
         choices=("resiliparse", "trafilatura"),

@@ -177,3 +177,16 @@ def _counts(result: Any) -> tuple[int, int]:
         return 0, 0
     n_bytes = result.get("bytes")
     return result.get("input", 0), n_bytes.get("input", 0) if isinstance(n_bytes, dict) else 0
+
+
+def add_executor_options(parser) -> None:
+    """--workers and --executor, as `jalm clean` and `jalm pack` take them (they run the same executors)."""
+    parser.add_argument(
+        "--workers", type=int, default=1, metavar="N", help="processes, each taking whole shards"
+    )
+    parser.add_argument(
+        "--executor",
+        choices=("local", "ray"),
+        default="local",
+        help="local processes, or Ray (joins RAY_ADDRESS if set, else starts a local Ray with N CPUs)",
+    )

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from jalm.corpus.executors import add_executor_options
+
 EPILOG = """examples:
   jalm pack runs/demo/clean/kept --tokenizer runs/demo/tokenizer --out runs/demo/packed
   jalm pack clean/c4/kept --tokenizer tok --out packed/c4 --workers 8
@@ -29,15 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--seq-len", type=int, default=512, help="default training sequence length recorded in meta.json"
     )
-    parser.add_argument(
-        "--workers", type=int, default=1, metavar="N", help="processes, each taking whole shards"
-    )
-    parser.add_argument(
-        "--executor",
-        choices=("local", "ray"),
-        default="local",
-        help="local processes, or Ray (joins RAY_ADDRESS if set, else starts a local Ray with N CPUs)",
-    )
+    add_executor_options(parser)
     parser.add_argument(
         "--shard-mb",
         type=float,

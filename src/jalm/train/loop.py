@@ -163,6 +163,64 @@ def describe_sources(datasets: list[Dataset], sampler: MixtureSampler, draws: in
     ]
 
 
+def _sampler(cfg: TrainConfig, datasets: list) -> tuple[MixtureSampler, list]:
+    """The windows sampler over all sources, and what fixes its sequence (a resume must match it)."""
+    windows = [num_windows(d.train, cfg.seq_len) for d in datasets]
+    for d, n in zip(datasets, windows):
+        if n < 1:
+            raise JalmError(f"{d.source.path}: too few training tokens for one sequence of {cfg.seq_len + 1}")
+    sampler = MixtureSampler(windows, [d.source.weight for d in datasets], seed=cfg.seed)
+    return sampler, [[d.source.name, c, n] for d, c, n in zip(datasets, sampler.counts, windows)]
+
+
+def _initial_model(cfg: TrainConfig, preset, config, device: torch.device) -> torch.nn.Module:
+    """The preset's model on `device`, seeded initialisation, or the weights of `--init-from`."""
+    torch.manual_seed(cfg.seed)
+    model = build_model(config, device)
+    generator = torch.Generator(device).manual_seed(cfg.seed)
+    init_weights(model, preset.hidden, preset.layers, cfg.init, generator=generator)
+    if cfg.init_from:
+        load_hf_weights(model, cfg.init_from)
+    return model
+
+
+def _resume_check(cfg: TrainConfig, vocab_size: int, data_identity: list, block: int):
+    """Refuse a checkpoint of another preset, tokenizer or data."""
+
+    def check_resume(state: dict, path: Path) -> None:
+        if state.get("preset") != cfg.preset or state.get("vocab_size") != vocab_size:
+            raise JalmError(
+                f"{path}: checkpoint of preset {state.get('preset')!r} (vocab {state.get('vocab_size')}), "
+                f"but this run is {cfg.preset!r} with a {vocab_size}-piece tokenizer"
+            )
+        if "data" in state and state["data"] != data_identity:
+            raise JalmError(
+                f"{path}: checkpoint of a run on other data (sources, draws per {block}, windows "
+                f"{state['data']}; now {data_identity}); resume with the same --data, or use another --out"
+            )
+
+    return check_resume
+
+
+def _evaluator(cfg: TrainConfig, datasets: list, shares: list[float], device: torch.device):
+    """Validation loss, per source too for a mixture (the overall one weighs sources as training draws them)."""
+
+    def evaluate(model, autocast) -> dict[str, float]:
+        micro = cfg.micro_batch_size
+        losses = [
+            evaluate_loss(model, d.val, cfg.seq_len, cfg.eval_batches, micro, device, autocast)
+            for d in datasets
+        ]
+        if len(datasets) == 1:
+            return {"val_loss": losses[0]}
+        # Sources without validation text aside.
+        known = [(loss, share) for loss, share in zip(losses, shares) if math.isfinite(loss)]
+        overall = sum(loss * share for loss, share in known) / sum(s for _, s in known) if known else math.nan
+        return {"val_loss": overall, **{f"val_loss/{d.source.name}": v for d, v in zip(datasets, losses)}}
+
+    return evaluate
+
+
 def train(
     cfg: TrainConfig,
     data: str | Path | Source | list,
@@ -185,59 +243,22 @@ def train(
         raise JalmError(
             f"seq_len {cfg.seq_len} exceeds preset {preset.name!r}'s {preset.max_positions} positions"
         )
-    windows = [num_windows(d.train, cfg.seq_len) for d in datasets]
-    for d, n in zip(datasets, windows):
-        if n < 1:
-            raise JalmError(f"{d.source.path}: too few training tokens for one sequence of {cfg.seq_len + 1}")
-    sampler = MixtureSampler(windows, [d.source.weight for d in datasets], seed=cfg.seed)
-    # What fixes the sequence of windows: a resumed run must draw from the same sources the same way.
-    data_identity = [[d.source.name, c, n] for d, c, n in zip(datasets, sampler.counts, windows)]
+    sampler, data_identity = _sampler(cfg, datasets)
     if env.is_main:
         _check_run_dir(run_dir, cfg)
         run_dir.mkdir(parents=True, exist_ok=True)
     distrib.barrier()
 
     config = hf_config(preset, meta["vocab_size"])
-    torch.manual_seed(cfg.seed)
-    model = build_model(config, env.device)
-    generator = torch.Generator(env.device).manual_seed(cfg.seed)
-    init_weights(model, preset.hidden, preset.layers, cfg.init, generator=generator)
-    if cfg.init_from:
-        load_hf_weights(model, cfg.init_from)
+    model = _initial_model(cfg, preset, config, env.device)
     n_params = count_parameters(model)
-
-    def check_resume(state: dict, path: Path) -> None:
-        if state.get("preset") != cfg.preset or state.get("vocab_size") != meta["vocab_size"]:
-            raise JalmError(
-                f"{path}: checkpoint of preset {state.get('preset')!r} (vocab {state.get('vocab_size')}), "
-                f"but this run is {cfg.preset!r} with a {meta['vocab_size']}-piece tokenizer"
-            )
-        if "data" in state and state["data"] != data_identity:
-            raise JalmError(
-                f"{path}: checkpoint of a run on other data (sources, draws per {sampler.block}, windows "
-                f"{state['data']}; now {data_identity}); resume with the same --data, or use another --out"
-            )
-
-    def evaluate(model, autocast) -> dict[str, float]:
-        micro, shares = cfg.micro_batch_size, sampler.shares
-        losses = [
-            evaluate_loss(model, d.val, cfg.seq_len, cfg.eval_batches, micro, env.device, autocast)
-            for d in datasets
-        ]
-        if len(datasets) == 1:
-            return {"val_loss": losses[0]}
-        # The overall loss weighs each source as training draws it (sources without validation text aside).
-        known = [(loss, share) for loss, share in zip(losses, shares) if math.isfinite(loss)]
-        overall = sum(loss * share for loss, share in known) / sum(s for _, s in known) if known else math.nan
-        return {"val_loss": overall, **{f"val_loss/{d.source.name}": v for d, v in zip(datasets, losses)}}
-
     source = WindowSource(datasets, sampler, cfg.seq_len, cfg.micro_batch_size, grad_accum, env)
     per_step = cfg.micro_batch_size * grad_accum * env.world_size
     task = Task(
         model=model,
         data=source,
         loss=functools.partial(forward_loss, z_loss=cfg.z_loss),
-        evaluate=evaluate,
+        evaluate=_evaluator(cfg, datasets, sampler.shares, env.device),
         identity={"preset": cfg.preset, "vocab_size": meta["vocab_size"], "data": data_identity},
         run_info={
             "preset": cfg.preset,
@@ -249,7 +270,7 @@ def train(
             ),
             "model_config": config.to_dict(),
         },
-        check_resume=check_resume,
+        check_resume=_resume_check(cfg, meta["vocab_size"], data_identity, sampler.block),
         n_params=n_params,
         mfu=lambda tps: mfu(n_params, preset, cfg.seq_len, tps),
         extra_metrics=source.per_source,
