@@ -87,7 +87,7 @@ def variant_vocab_file(model_dir: Path, out: Path, tokenizer_model: str) -> Path
     (`llama` or `t5` read "▁" as the space mark, so pieces keep it there)."""
     import gguf
 
-    from jalm.export.gguf import _add_metadata, _plan, _vocab
+    from jalm.export.gguf import _add_metadata, _plan, _vocab, add_tokenizer
 
     config = json.loads((model_dir / "config.json").read_text())
     arch, _ = _plan(config, model_dir)
@@ -99,16 +99,7 @@ def variant_vocab_file(model_dir: Path, out: Path, tokenizer_model: str) -> Path
         scores = [s if k == gguf.TokenType.NORMAL else 0.0 for s, k in zip(scores, types)]
     writer = gguf.GGUFWriter(out, arch)
     _add_metadata(writer, config, model_dir, "f16")
-    writer.add_tokenizer_model(tokenizer_model)
-    writer.add_tokenizer_pre("default")
-    writer.add_token_list(tokens)
-    writer.add_token_scores(scores)
-    writer.add_token_types(types)
-    for role, token_id in specials.items():
-        getattr(writer, f"add_{role}_token_id")(token_id)
-    writer.add_add_bos_token(False)
-    writer.add_add_eos_token(False)
-    writer.add_add_space_prefix(False)
+    add_tokenizer(writer, tokenizer_model, tokens, scores, types, specials)
     writer.add_remove_extra_whitespaces(False)
     writer.write_header_to_file()
     writer.write_kv_data_to_file()

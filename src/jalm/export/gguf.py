@@ -75,6 +75,21 @@ class Tensor:
     qkv_heads: int = 0  # GPT-NeoX's fused QKV, interleaved per head: regroup into all Q, all K, all V
 
 
+def add_tokenizer(writer, model: str, tokens: list, scores: list, types: list, specials: dict) -> None:
+    """The tokenizer keys of a GGUF file: the pieces under llama.cpp's tokenizer `model`, special ids."""
+    writer.add_tokenizer_model(model)
+    writer.add_tokenizer_pre("default")
+    writer.add_token_list(tokens)
+    writer.add_token_scores(scores)
+    writer.add_token_types(types)
+    for role, token_id in specials.items():
+        getattr(writer, f"add_{role}_token_id")(token_id)
+    # jalm's models see no <s> and no </s> around a text (DESIGN.md); llama.cpp must not add them either.
+    writer.add_add_bos_token(False)
+    writer.add_add_eos_token(False)
+    writer.add_add_space_prefix(False)
+
+
 def export_gguf(
     source: str | Path,
     out_file: str | Path,
@@ -128,17 +143,7 @@ def write_gguf(
 
     writer = gguf.GGUFWriter(None, arch)
     _add_metadata(writer, config, model_dir, quant)
-    writer.add_tokenizer_model(TOKENIZER_MODEL)
-    writer.add_tokenizer_pre("default")
-    writer.add_token_list(tokens)
-    writer.add_token_scores(scores)
-    writer.add_token_types(types)
-    for role, token_id in specials.items():
-        getattr(writer, f"add_{role}_token_id")(token_id)
-    # jalm's models see no <s> and no </s> around a text (DESIGN.md); llama.cpp must not add them either.
-    writer.add_add_bos_token(False)
-    writer.add_add_eos_token(False)
-    writer.add_add_space_prefix(False)
+    add_tokenizer(writer, TOKENIZER_MODEL, tokens, scores, types, specials)
     writer.add_string("jalm.tokenizer.differences", DIFFERENCES)
     template = _chat_template(model_dir)
     if template:  # an instruction-tuned export: llama.cpp's chat endpoints render the same prompt
