@@ -6,10 +6,12 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from jalm.corpus import CleanConfig, clean
@@ -322,3 +324,134 @@ def test_config_rejects_unknown_pii_kind_and_missing_eval_file(tmp_path: Path) -
         CleanConfig.load(overrides={"pii": {"kinds": ["passport"]}})
     with pytest.raises(JalmError, match="no such evaluation file"):
         CleanConfig.load(overrides={"decontaminate": {"files": [str(tmp_path / "missing.jsonl")]}})
+
+
+def reference_clean_lines(text: str, p: dict) -> tuple[str, list]:
+    """clean_lines as first written: every line looked at in turn (the fast path skips lines that
+    cannot match; this is what it must equal)."""
+    from jalm.corpus import lines as L
+
+    rules = set(p.get("rules", L.RULES))
+    drop, in_block = [], 0
+    for i, raw in enumerate(text.split("\n")):
+        line = raw.strip()
+        if not line:
+            continue
+        if len(line) > 200:
+            in_block = 0
+            continue
+        if in_block and L._link_like(line, 60) and not classify(line):
+            drop.append((i, "related"))
+            in_block -= 1
+            continue
+        rule = classify(line)
+        in_block = 30 if rule == "related" and "related" in rules else 0
+        if rule is not None and rule in rules:
+            drop.append((i, rule))
+    gone = {i for i, _ in drop}
+    kept = "\n".join(line for i, line in enumerate(text.split("\n")) if i not in gone)
+    return re.sub(r"\n{3,}", "\n\n", kept).strip(), drop
+
+
+def generated_boilerplate(rng) -> list[str]:
+    """Lines the rules are about, put together from their own word lists, with content around."""
+    from jalm.corpus import lines as L
+
+    def words(pool, k):
+        return rng.choice([" ", " | ", "・", " / ", "  ", "\u3000", ""]).join(rng.choices(pool, k=k))
+
+    year, month, day = rng.randint(1990, 2030), rng.randint(1, 12), rng.randint(1, 28)
+    return [
+        words(L._NAV_SURE + L._NAV_WEAK, rng.randint(1, 4)) + rng.choice(["", " 1 2 3", " ..."]),
+        words(L._SHARE_SURE + L._SHARE_WEAK, rng.randint(1, 5)) + rng.choice(["", " 12", " (3)"]),
+        rng.choice(["", "【", "■ ", "▼", "<", "- "])
+        + rng.choice(L._RELATED_WORDS)
+        + rng.choice(["", "】", ":", "一覧"]),
+        rng.choice(["", "投稿日: ", "更新日時 ", "最終更新:"])
+        + rng.choice(
+            [f"{year}年{month}月{day}日", f"{year}/{month:02d}/{day:02d}", f"令和{month}年{day}月1日"]
+        )
+        + rng.choice(["", "(土)", " 12:34", " 更新", "(Mon) 09:00:01"]),
+        f"{year}年{month}月 ({day})",
+        " > ".join(
+            rng.choices(["ホーム", "ニュース", "国内", "TOP", "製品情報", "FAQ"], k=rng.randint(2, 4))
+        ),
+        rng.choice(
+            [
+                "© 2024 株式会社サンプル",
+                "Copyright (c) 2019 Example Inc.",
+                "All Rights Reserved.",
+                "無断転載を禁じます。",
+            ]
+        ),
+        rng.choice(
+            ["続きを読む", "もっと見る »", "[Read more]", "…の話はここまで… 続きを読む", "詳しくはこちら"]
+        ),
+        "戦後の出版文化",  # a related list's member
+        "本文の段落であり、ここは残る。",
+        "ここは見出し",
+    ]
+
+
+def test_fast_clean_lines_equals_looking_at_every_line() -> None:
+    import random
+
+    from jalm.corpus.lines import _candidate_lines
+
+    rng = random.Random(0)
+    documents = real_texts(WIKI, 40) + real_texts(AOZORA, 10)
+    documents += [
+        r["text"]
+        for r in itertools.islice(read_records([ROOT / "data" / "noisy" / "web_raw.jsonl.zst"]), 200)
+    ]
+    documents = [normalize_text(t) for t in documents]
+    for _ in range(300):
+        lines = generated_boilerplate(rng)
+        rng.shuffle(lines)
+        documents.append("\n".join(lines[: rng.randint(1, len(lines))]))
+    removed_somewhere = 0
+    for text in documents:
+        cleaned, counts, removed = clean_lines(text, {})
+        assert (cleaned, [(i, rule) for i, rule, _ in removed]) == reference_clean_lines(text, {})
+        removed_somewhere += bool(removed)
+        codes = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
+        candidates = _candidate_lines(text, codes, np.flatnonzero(codes == 10))
+        for i, line in enumerate(text.split("\n")):  # every line a rule matches is a candidate
+            if line.strip() and classify(line.strip()) is not None:
+                assert i in candidates, line
+    assert removed_somewhere > 250  # the generated documents do hold boilerplate
+
+
+def test_whitespace_list_is_what_the_rules_call_white_space() -> None:
+    import re
+
+    from jalm.corpus.lines import _WHITESPACE
+
+    assert {c for c in map(chr, range(0x110000)) if re.fullmatch(r"\s", c)} == set(_WHITESPACE)
+
+
+def test_pii_trigger_positions_equal_a_plain_scan() -> None:
+    """The array version finds exactly the positions a character-by-character look finds."""
+    import random
+
+    from jalm.corpus.pii import _trigger_positions
+
+    def plain(text: str) -> list[int]:
+        digit, sep = (lambda c: "0" <= c <= "9"), (lambda c: c in "-.:() ")
+        found = set()
+        for i, c in enumerate(text):
+            if c == "@":
+                found.add(i)
+            if digit(c) and i + 2 < len(text) and sep(text[i + 1]):
+                if digit(text[i + 2]) or (i + 3 < len(text) and sep(text[i + 2]) and digit(text[i + 3])):
+                    found.add(i)
+            if all(digit(ch) for ch in text[i : i + 10]) and i + 10 <= len(text):
+                found.add(i)
+        return sorted(found)
+
+    rng = random.Random(1)
+    alphabet = "0123456789-.:() @a電話\n"
+    texts = ["".join(rng.choices(alphabet, k=rng.randint(0, 40))) for _ in range(3000)]
+    texts += real_texts(WIKI, 20) + ["03-1234-5678", "09012345678", "1 (2", "1:"]
+    for text in texts:
+        assert _trigger_positions(text) == plain(text), text

@@ -31,6 +31,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import numpy as np
+
 RULES = ("navigation", "breadcrumb", "share", "copyright", "related", "read_more", "date")
 
 _SEP = r"[\s|/・,、:«»‹›←→↑↓▲▼◀▶△▽\[\]()「」【】]"
@@ -64,9 +66,9 @@ def _words(words: list[str]) -> str:
 
 
 _NAV_WORD = re.compile(_words(_NAV_SURE + _NAV_WEAK))
-_NAV_LINE = re.compile(rf"(?:{_SEP}|\d+|\.\.\.|{_NAV_WORD.pattern})+")
+_NAV_LINE = re.compile(rf"(?:{_SEP}|[0-9]+|\.\.\.|{_NAV_WORD.pattern})+")
 _SHARE_WORD = re.compile(_words(_SHARE_SURE + _SHARE_WEAK))
-_SHARE_LINE = re.compile(rf"(?:{_SEP}|\d+|{_SHARE_WORD.pattern})+")
+_SHARE_LINE = re.compile(rf"(?:{_SEP}|[0-9]+|{_SHARE_WORD.pattern})+")
 _NAV_SURE_SET, _SHARE_SURE_SET = frozenset(_NAV_SURE), frozenset(_SHARE_SURE)
 
 _HOME = r"(?:ホーム|HOME|Home|TOP|Top|トップ|トップページ|サイトトップ)"
@@ -76,33 +78,79 @@ _COPYRIGHT = re.compile(
     r"|無断(?:転載|転用|複製|複写|使用|引用)(?:[・、]無断(?:転載|転用|複製|複写|使用))*(?:を)?"
     r"(?:禁(?:ず|止|じます)|固く禁|お断り|はご遠慮)"
 )
-_RELATED_HEAD = re.compile(
-    r"[\s【■◆●▼▽◇□★☆▶►\[<(「\-*]*(?:"
-    r"関連リンク|関連記事|関連する記事|関連ページ|関連情報|関連サイト|関連項目|関連エントリー?|関連コンテンツ"
-    r"|関連トピック|関連書籍|関連商品|おすすめ記事|オススメ記事|おすすめの記事|人気記事|人気の記事"
-    r"|よく読まれている記事|注目記事|新着記事|最新記事|最近の投稿|最近の記事|最近のコメント|あわせて読みたい"
-    r"|合わせて読みたい|こちらもおすすめ|こちらの記事もおすすめ|この記事を読んだ人は(?:こんな記事も|こちらも)読んでいます"
-    r"|次に読みたい|カテゴリー?|アーカイブ|タグ|タグクラウド|アクセスランキング|人気ランキング"
-    r"|Related (?:Posts|Articles|Links|Entries)|Recent (?:Posts|Entries|Comments)|Archives|Categories|Tags)"
-    r"(?:一覧)?[\s】■◆●▲▼\]>)」:!*\-]*"
-)
+_RELATED_WORDS = (
+    "関連リンク 関連記事 関連する記事 関連ページ 関連情報 関連サイト 関連項目 関連エントリ 関連エントリー "
+    "関連コンテンツ 関連トピック 関連書籍 関連商品 おすすめ記事 オススメ記事 おすすめの記事 人気記事 人気の記事 "
+    "よく読まれている記事 注目記事 新着記事 最新記事 最近の投稿 最近の記事 最近のコメント あわせて読みたい "
+    "合わせて読みたい こちらもおすすめ こちらの記事もおすすめ この記事を読んだ人はこんな記事も読んでいます "
+    "この記事を読んだ人はこちらも読んでいます 次に読みたい カテゴリ カテゴリー アーカイブ タグ タグクラウド "
+    "アクセスランキング 人気ランキング Archives Categories Tags"
+).split() + [
+    f"{a} {b}"
+    for a, bs in (("Related", "Posts Articles Links Entries"), ("Recent", "Posts Entries Comments"))
+    for b in bs.split()
+]
+_RELATED_OPEN, _RELATED_CLOSE = r"\s【■◆●▼▽◇□★☆▶►\[<(「\-*", r"\s】■◆●▲▼\]>)」:!*\-"
+_RELATED_HEAD = re.compile(rf"[{_RELATED_OPEN}]*(?:{_words(_RELATED_WORDS)})(?:一覧)?[{_RELATED_CLOSE}]*")
 _READ_WORDS = r"(?:続きを読む|続きを見る|続きはこちら|もっと見る|もっと読む|全文を読む|全文表示|記事を読む|詳しくはこちら|詳細はこちら|詳しく見る|Read more|Continue reading)"
 _READ_MORE = re.compile(
     rf"(?i)[\s\[(「【<>»→…\.\-]*{_READ_WORDS}[\s\])」】>»→…\.!]*"
     rf"|.{{0,200}}?(?:\.\.\.?|…)\s*[\[(「【<]?{_READ_WORDS}[\])」】>»→\s]*"
 )
 _DATE_CORE = (
-    r"(?:(?:\d{4}|(?:令和|平成|昭和)(?:\d{1,2}|元))\s*年\s*\d{1,2}\s*月\s*\d{1,2}\s*日"
-    r"|\d{4}[/.\-]\d{1,2}[/.\-]\d{1,2})"
+    r"(?:(?:[0-9]{4}|(?:令和|平成|昭和)(?:[0-9]{1,2}|元))\s*年\s*[0-9]{1,2}\s*月\s*[0-9]{1,2}\s*日"
+    r"|[0-9]{4}[/.\-][0-9]{1,2}[/.\-][0-9]{1,2})"
 )
 _DATE = re.compile(
     r"(?:(?:投稿|公開|更新|最終更新|掲載|作成|配信|記事公開|記事更新)(?:日|日時)?\s*:?\s*)?"
     rf"{_DATE_CORE}"
     r"(?:\s*\(?(?:[月火水木金土日](?:曜日?)?|Mon|Tue|Wed|Thu|Fri|Sat|Sun)\)?)?"
-    r"(?:\s*\d{1,2}:\d{2}(?::\d{2})?)?"
+    r"(?:\s*[0-9]{1,2}:[0-9]{2}(?::[0-9]{2})?)?"
     r"(?:\s*(?:投稿|公開|更新|配信|に投稿|に公開|に更新))?"
-    r"|\d{4}\s*年\s*\d{1,2}\s*月\s*\(\d+\)"  # an archive list's entry: 2023年4月 (12)
+    r"|[0-9]{4}\s*年\s*[0-9]{1,2}\s*月\s*\([0-9]+\)"  # an archive list's entry: 2023年4月 (12)
 )
+
+
+# Which lines can match at all, for every line of a document at once (clean_lines): navigation,
+# share, related-list headings and dates are lines made ONLY of these characters (their words,
+# separators, digits, the dates' kanji, white space); a breadcrumb needs one of _CRUMB_CHARS,
+# copyright notices and 続きを読む teasers one of the substrings classify() tests first
+# (_COPYRIGHT_HINTS, _READ_HINTS). A line with some other character and none of those
+# is content, whatever the rules say; tests/test_clean_refine.py checks this on real and generated
+# lines, and that the result equals looking at every line.
+_WHITESPACE = " \t\n\r\x0b\x0c\x1c\x1d\x1e\x1f\x85\xa0\u1680\u2028\u2029\u202f\u205f\u3000" + "".join(
+    map(chr, range(0x2000, 0x200B))
+)  # what `\s` matches in a str pattern
+_DATE_CHARS = (
+    "0123456789年月日令和平成昭元/.-:()投稿公開更新最終掲載作成配信記事時に火水木金土曜MonTueWedThuFriSatSun"
+)
+_RULE_CHARS = frozenset(
+    "".join(_NAV_SURE + _NAV_WEAK + _SHARE_SURE + _SHARE_WEAK + _RELATED_WORDS)
+    + "一覧0123456789.|/・,、:«»‹›←→↑↓▲▼◀▶△▽[]()「」【】"  # + _SEP, numbers, ...
+    + "【■◆●▼▽◇□★☆▶►[<(「-*】■◆●▲▼]>)」:!*-"  # _RELATED_OPEN, _RELATED_CLOSE
+    + _DATE_CHARS
+    + _WHITESPACE
+)
+_CRUMB_CHARS = ">»›≫"  # what _breadcrumb() needs
+_COPYRIGHT_HINTS = ("©", "opyright", "ights", "無断", "(c)", "(C)")  # one is in every _COPYRIGHT match
+_READ_HINTS = ("続き", "読む", "もっと", "全文", "詳", "ead")  # one is in every _READ_WORDS
+_HINTS = _COPYRIGHT_HINTS + _READ_HINTS
+# By code point, bits: OUTSIDE (not in _RULE_CHARS), ALONE (a breadcrumb separator or a hint of
+# one character), FIRST and SECOND (the first two characters of a longer hint).
+_OUTSIDE, _ALONE, _FIRST, _SECOND = 1, 2, 4, 8
+_LINE_CHARS = np.full(0x110000, _OUTSIDE, dtype=np.uint8)
+_LINE_CHARS[[ord(c) for c in _RULE_CHARS]] = 0
+_LINE_CHARS[[ord(c) for c in _CRUMB_CHARS]] |= _ALONE
+for _hint in _HINTS:
+    if len(_hint) == 1:
+        _LINE_CHARS[ord(_hint)] |= _ALONE
+    else:
+        _LINE_CHARS[ord(_hint[0])] |= _FIRST
+        _LINE_CHARS[ord(_hint[1])] |= _SECOND
+_HINTS_BY_PAIR: dict[str, tuple[str, ...]] = {}  # the longer hints by their first two characters
+for _hint in _HINTS:
+    if len(_hint) > 1:
+        _HINTS_BY_PAIR[_hint[:2]] = (*_HINTS_BY_PAIR.get(_hint[:2], ()), _hint)
 
 
 def _only_words(line: str, line_re: re.Pattern[str], word_re: re.Pattern[str], sure: frozenset[str]) -> bool:
@@ -123,22 +171,21 @@ def _breadcrumb(line: str) -> bool:
     return len(parts) >= 3 or re.fullmatch(_HOME, parts[0]) is not None
 
 
-def classify(line: str, copyright_words: bool = True, read_words: bool = True) -> str | None:
+def classify(line: str) -> str | None:
     """The rule a stripped line is boilerplate under, or None (related-list members need context:
     see clean_lines). Cheap substring tests come before each regular expression: most lines are
-    content, and a failed `in` costs a fraction of a failed match. `copyright_words`, `read_words`:
-    False when the whole document holds none of those rules' words (clean_lines checks once)."""
+    content, and a failed `in` costs a fraction of a failed match."""
     if "。" in line or line[-1] in _SENTENCE_END:  # a sentence: only a copyright notice or a teaser
-        if copyright_words and _copyright_hint(line) and _COPYRIGHT.search(line):
+        if _copyright_hint(line) and _COPYRIGHT.search(line):
             return "copyright"
-        if read_words and _read_hint(line) and _READ_MORE.fullmatch(line):
+        if _read_hint(line) and _READ_MORE.fullmatch(line):
             return "read_more"
         return None
     if len(line) <= 40 and _RELATED_HEAD.fullmatch(line):
         return "related"
-    if read_words and _read_hint(line) and _READ_MORE.fullmatch(line):
+    if _read_hint(line) and _READ_MORE.fullmatch(line):
         return "read_more"
-    if copyright_words and _copyright_hint(line) and _COPYRIGHT.search(line):
+    if _copyright_hint(line) and _COPYRIGHT.search(line):
         return "copyright"
     if line[0] in _DATE_START and _DATE.fullmatch(line):
         return "date"
@@ -147,44 +194,21 @@ def classify(line: str, copyright_words: bool = True, read_words: bool = True) -
             return "share"
         if _only_words(line, _NAV_LINE, _NAV_WORD, _NAV_SURE_SET):
             return "navigation"
-    if (">" in line or "»" in line or "›" in line or "≫" in line) and _breadcrumb(line):
+    if any(c in line for c in _CRUMB_CHARS) and _breadcrumb(line):
         return "breadcrumb"
     return None
 
 
 def _read_hint(line: str) -> bool:
     # Substring tests (memchr-fast) before the regular expression; ~10× cheaper than a search.
-    return (
-        "続き" in line
-        or "読む" in line
-        or "もっと" in line
-        or "全文" in line
-        or "詳" in line
-        or "ead" in line
-    )
+    return any(hint in line for hint in _READ_HINTS)
 
 
 _SENTENCE_END = frozenset("。」』")  # how prose lines end (dialogue in 」); no boilerplate rule's line does
 
 
-def _read_doc_hint(text: str) -> bool:
-    """Whether a document may hold a read_more line: narrower than _read_hint (読む, 詳 and 続き alone
-    are everyday words), as a whole document is searched."""
-    return (
-        "続きを" in text or "続きは" in text or "もっと" in text or "全文" in text or "を読む" in text
-        or "はこちら" in text or "詳しく見る" in text or "ead more" in text or "ontinue reading" in text
-    )  # fmt: skip
-
-
 def _copyright_hint(line: str) -> bool:
-    return (
-        "©" in line
-        or "opyright" in line
-        or "ights" in line
-        or "無断" in line
-        or "(c)" in line
-        or "(C)" in line
-    )
+    return any(hint in line for hint in _COPYRIGHT_HINTS)
 
 
 _DATE_START = frozenset("0123456789投公更最掲作配記令平昭")
@@ -195,51 +219,87 @@ def _link_like(line: str, max_chars: int) -> bool:
     return len(line) <= max_chars and "。" not in line
 
 
-def clean_lines(text: str, p: dict[str, Any]) -> tuple[str, dict[str, list[int]], list[tuple[int, str, str]]]:
+def clean_lines(
+    text: str, p: dict[str, Any], codes: np.ndarray | None = None
+) -> tuple[str, dict[str, list[int]], list[tuple[int, str, str]]]:
     """Remove boilerplate lines; return (text, {rule: [lines, characters]}, [(line number, rule, line)
     removed]).
 
-    `p`: rules (names from RULES), max_line_chars, block_line_chars, block_max_lines."""
+    `p`: rules (names from RULES), max_line_chars, block_line_chars, block_max_lines. `codes`: the
+    text's code points if the caller has them (Features.codes)."""
     rules = set(p.get("rules", RULES))
     max_chars = p.get("max_line_chars", 200)
     block_chars, block_max = p.get("block_line_chars", 60), p.get("block_max_lines", 30)
-    lines = text.split("\n")
-    drop: list[tuple[int, str]] = []
-    in_block = 0  # lines still allowed in the related-links list being read (0: none open)
-    # Most lines of prose end in 「。」, and only a copyright notice or a teaser can: when the
-    # document has neither kind's words, those lines are skipped without a look (the common case).
-    copyright_words = _copyright_hint(text)
-    read_words = _read_doc_hint(text)
-    sentences_may_match = copyright_words or read_words
-    for i, raw in enumerate(lines):
-        if not raw or (raw[-1] in _SENTENCE_END and not in_block and not sentences_may_match):
-            continue
-        line = raw.strip()
+    if codes is None:
+        codes = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
+    newlines = np.flatnonzero(codes == 10)
+    starts = [0, *(newlines + 1).tolist()]  # line i is text[starts[i]:ends[i]]
+    ends = [*newlines.tolist(), len(text)]
+    drop: list[tuple[int, str, str]] = []
+
+    def judge(i: int, in_block: int) -> int:
+        """Look at line i (the related list being read allows `in_block` more lines); return what
+        it allows after this line."""
+        line = text[starts[i] : ends[i]].strip()
         if not line:
-            continue
+            return in_block
         if len(line) > max_chars:
-            in_block = 0
-            continue
-        if in_block and _link_like(line, block_chars) and not classify(line, copyright_words, read_words):
-            drop.append((i, "related"))
-            in_block -= 1
-            continue
-        rule = classify(line, copyright_words, read_words)
-        in_block = block_max if rule == "related" and "related" in rules else 0
+            return 0
+        if in_block and _link_like(line, block_chars) and not classify(line):
+            drop.append((i, "related", line))
+            return in_block - 1
+        rule = classify(line)
         if rule is not None and rule in rules:
-            drop.append((i, rule))
+            drop.append((i, rule, line))
+        return block_max if rule == "related" and "related" in rules else 0
+
+    # Only candidate lines can start a removal; a related list then is read line by line.
+    done = 0  # lines before this one have been looked at (or cannot match)
+    for i in _candidate_lines(text, codes, newlines):
+        if i < done:
+            continue
+        in_block, done = judge(i, 0), i + 1
+        while in_block and done < len(starts):
+            in_block, done = judge(done, in_block), done + 1
     counts: dict[str, list[int]] = {}
     if not drop:
         return text, counts, []
-    removed = []
-    for i, rule in drop:
-        line = lines[i].strip()
+    pieces, at = [], 0
+    for i, rule, line in drop:
         entry = counts.setdefault(rule, [0, 0])
         entry[0] += 1
         entry[1] += len(line)
-        removed.append((i, rule, line))
-        lines[i] = None  # type: ignore[call-overload]
-    kept = "\n".join(line for line in lines if line is not None)
+        pieces.append(text[at : starts[i]])
+        at = ends[i] + 1  # the line and its line break
+    pieces.append(text[at:])
     # Removing a line between two blank ones leaves a run of them: squeeze as normalisation does.
-    kept = re.sub(r"\n{3,}", "\n\n", kept).strip()
-    return kept, counts, removed
+    kept = re.sub(r"\n{3,}", "\n\n", "".join(pieces)).strip()
+    return kept, counts, drop
+
+
+def _candidate_lines(text: str, codes: np.ndarray, newlines: np.ndarray) -> list[int]:
+    """Indices of the lines classify() may match (see _RULE_CHARS): those made only of the
+    charset-bound rules' characters, and those holding a breadcrumb separator or a copyright or
+    read_more hint. Array operations over the code points (one table lookup): looking at every
+    line from Python, or searching the text for each hint, cost more than all the filters."""
+    if len(codes) == 0:
+        return []
+    kinds = _LINE_CHARS.take(codes)
+    starts = np.empty(len(newlines) + 1, dtype=np.int64)
+    starts[0] = 0
+    starts[1:] = newlines + 1
+    lengths = np.empty(len(starts), dtype=np.int64)
+    lengths[:-1] = newlines - starts[:-1]
+    lengths[-1] = len(codes) - starts[-1]
+    # Characters outside _RULE_CHARS per line (reduceat wants starts inside the array; a last
+    # empty line's start is clamped, and empty lines are left out by their length).
+    others = np.add.reduceat(kinds & _OUTSIDE, np.minimum(starts, len(codes) - 1), dtype=np.int32)
+    candidates = np.flatnonzero((others == 0) & (lengths > 0)).tolist()
+    hits = np.flatnonzero((kinds & _ALONE) != 0).tolist()
+    for at in np.flatnonzero((kinds[:-1] & (kinds[1:] >> 1) & _FIRST) != 0).tolist():
+        hints = _HINTS_BY_PAIR.get(text[at : at + 2])
+        if hints and text.startswith(hints, at):
+            hits.append(at)
+    if hits:
+        return sorted(set(candidates).union(np.searchsorted(newlines, hits).tolist()))
+    return candidates

@@ -85,7 +85,8 @@ class Refiner:
             from jalm.corpus.lines import clean_lines
 
             t0 = time.perf_counter()
-            cleaned, counts, removed = clean_lines(text, self.lines)
+            codes = features.codes if features is not None else None
+            cleaned, counts, removed = clean_lines(text, self.lines, codes)
             seconds["lines"] += time.perf_counter() - t0
             if removed:
                 _count_lines(refine, counts, removed, record, text, cleaned)
