@@ -172,6 +172,19 @@ class Features:
         return spaces[(self.flags[spaces] & np.uint8(63)) == _NEWLINE]
 
     @cached_property
+    def line_start_codes(self) -> np.ndarray:
+        """The code point that starts each line after the first (what follows each line break):
+        roff source is told by lines that start with "." or "'", found without searching the text."""
+        after = self.newline_positions + 1
+        return self.codes[after[after < len(self.codes)]]
+
+    def has_line_starting_with(self, first: str, first_line: bool = True) -> bool:
+        """Whether some line starts with the character `first` (the first line too, if `first_line`)."""
+        if first_line and self.text.startswith(first):
+            return True
+        return bool(np.any(self.line_start_codes == ord(first)))
+
+    @cached_property
     def dense_codes(self) -> np.ndarray:
         """Code points without white space, for n-gram statistics that ignore layout."""
         return self._dense32.astype(np.uint64)

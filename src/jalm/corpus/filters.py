@@ -113,7 +113,8 @@ def markup(doc: Features, p: dict[str, Any]) -> str | None:
     (O_RDONLY), placeholders (<file>), option syntax ([-a]) and tables (| a | b |) of technical
     prose are symbols, not markup."""
     share = ratio(doc.class_counts[chars.MARKUP], doc.n_chars)
-    roff = "\n." in doc.text and "\\" in doc.text  # roff source has few symbols: requests are ".XX" lines
+    # roff source has few symbols: its requests are ".XX" lines, its escapes backslashes
+    roff = doc.has_line_starting_with(".", first_line=False) and "\\" in doc.text
     if share <= p["max_share"] and not ("max_construct_share" in p and roff):
         return None
     if "max_construct_share" not in p:

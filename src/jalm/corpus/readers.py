@@ -191,7 +191,15 @@ def read_jsonl_range(path: Path, text_field: str, start: int, end: int | None) -
 
 def parse_line(position: str, raw: bytes, text_field: str) -> Item:
     try:
-        record = json.loads(raw.decode("utf-8"))
+        # orjson parses UTF-8 bytes ~3× faster than decoding and json.loads; what it refuses (NaN,
+        # integers over 64 bits, lone surrogates, invalid UTF-8 or JSON) takes the standard path,
+        # which accepts the same documents as before and words the errors.
+        record = _orjson_loads(raw)
+    except ValueError:  # orjson.JSONDecodeError
+        record = _MISSING
+    try:
+        if record is _MISSING:
+            record = json.loads(raw.decode("utf-8"))
     except UnicodeDecodeError as error:
         return Item(position, len(raw), f"not valid UTF-8 (byte {error.start})", None)
     except json.JSONDecodeError as error:
@@ -201,6 +209,15 @@ def parse_line(position: str, raw: bytes, text_field: str) -> Item:
     if not isinstance(record.get(text_field), str):
         return Item(position, len(raw), f"no string field {text_field!r}", None)
     return Item(position, len(raw), None, record)
+
+
+_MISSING = object()
+try:
+    from orjson import loads as _orjson_loads
+except ImportError:  # pragma: no cover - orjson is a dependency
+
+    def _orjson_loads(raw: bytes) -> Any:
+        raise ValueError
 
 
 def read_parquet(path: Path, text_field: str) -> Iterator[Item]:

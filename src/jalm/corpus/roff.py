@@ -27,10 +27,9 @@ _REQUEST_LINE = re.compile(
 @register("roff")
 def roff(doc: Features, p: dict[str, Any]) -> str | None:
     """Share of lines that are roff requests or comments."""
-    text = doc.text
-    if "\n." not in text and "\n'" not in text and not text.startswith((".", "'")):
-        return None  # no line starts with a dot or a quote: one search instead of a regex scan
-    n_requests = len(_REQUEST_LINE.findall(text))
+    if not doc.has_line_starting_with(".") and not doc.has_line_starting_with("'"):
+        return None  # no line starts with a dot or a quote: no regex scan
+    n_requests = len(_REQUEST_LINE.findall(doc.text))
     share = ratio(n_requests, len(doc.lines))
     if n_requests >= p["min_lines"] and share > p["max_line_share"]:
         return f"roff: {n_requests} of {len(doc.lines)} lines are roff requests ({share:.2f} > {p['max_line_share']})"
