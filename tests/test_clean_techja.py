@@ -31,7 +31,7 @@ NOISE = [
 NEW_KEYS = {
     "japanese_share": ["floor", "min_prose_lines", "min_in_prose"],
     "markup": ["max_construct_share"],
-    "char_repetition": ["ascii_free_retry"],
+    "char_repetition": ["ascii_free_retry", "named_entries_retry"],
     "code": ["min_prose_sentences", "min_prose_share"],
     "sentence_end": ["skip_tables"],
 }
@@ -106,6 +106,37 @@ def test_markup_constructs_not_symbols(filters):
     html = prose + "".join(f'<div class="nav"><a href="/p/{i}">項目{i}</a></div>' for i in range(20))
     assert FILTERS["markup"](Features(prose), filters["markup"]) is None
     assert FILTERS["markup"](Features(html), filters["markup"]).startswith("markup:")
+
+
+ARCHES = ["i386-efi", "x86_64-efi", "ia64-efi", "arm64-efi", "arm-efi", "riscv32-efi", "riscv64-efi"]
+ARCHES += ["i386-pc", "x86_64-xen", "mips-linux", "sparc64-linux", "powerpc-linux"]
+PLACES = ["千葉県船橋市", "千葉県柏市", "埼玉県川口市", "大阪府吹田市", "北海道函館市", "福岡県春日市"]
+PLACES += ["神奈川県平塚市", "埼玉県草加市", "千葉県浦安市", "大阪府高槻市", "北海道帯広市", "埼玉県所沢市"]
+
+
+def test_reference_entries_naming_their_identifiers_are_not_repetition(filters):
+    """A reference page (after grub-file(1)) says the same sentence for each option, the option and
+    architecture telling the entries apart: kept. The same frame around Japanese place names (an SEO
+    listing), a slogan repeated with the same product name, or the page pasted twice: rejected."""
+    head = "名前\n       grub-file - ファイルタイプをチェックする\n\n説明\n       FILE が指定されたタイプかどうかをチェックします。\n\n"
+    body = "".join(
+        f"       --is-{arch}\n              FILE が {arch.split('-')[0]} {arch.split('-')[1].upper()} "
+        "ファイルであるかどうかをチェックします。\n\n"
+        for arch in ARCHES
+    )
+    listing = "".join(f"{place}の不動産ファイルであるかどうかをチェックします。\n" for place in PLACES)
+    slogan = "iPhone ケースのセール中です。今すぐチェックしてください。\n" * 12
+    table = lookup_table(list(filters.items()))
+    params = filters["char_repetition"]
+    reference = Features(normalize_text(head + body), table)
+    old = FILTERS["char_repetition"](reference, old_params("char_repetition", params))
+    assert old is not None and old.startswith("char_repetition: repeated 10-grams")  # the old rule's verdict
+    assert FILTERS["char_repetition"](reference, params) is None
+    for name, rule_params in filters.items():  # every other rule keeps it too
+        assert FILTERS[name](reference, rule_params) is None, name
+    for noise in (listing, slogan, head + body + body):
+        reason = FILTERS["char_repetition"](Features(normalize_text(noise), table), params)
+        assert reason is not None and "outside entries naming their identifiers" in reason, reason
 
 
 def test_keep_one_per_group_breaks_chains():

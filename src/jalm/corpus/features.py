@@ -10,6 +10,7 @@ benchmarks/clean_equivalence.py checks each way against a plain implementation.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
@@ -27,6 +28,9 @@ _JAPANESE_CHAR = re.compile(  # the hiragana, katakana and kanji of chars.TABLE
 _ASCII_TOKEN = re.compile(r"[!-~]+")
 _TECHNICAL_TOKEN = re.compile(r"[/\\_=<>{}\[\]|#@$%^~`+*0-9]|^-|\.\w|::|\w\(|^.+[A-Z]")
 _WORD_PUNCT = ".,;:!?'\"()&"
+# Features.named_entries: a line or sentence; an ASCII identifier (a run holding a letter).
+_ENTRY = re.compile(r"[^\n。]+。?")
+_IDENTIFIER = re.compile(r"[!-~]*[A-Za-z][!-~]*")
 _TRAILING_OFF = re.compile(r"(?:・|\.\.)[ \t]*$", re.MULTILINE)
 # uint64 polynomial hashing of character n-grams; overflow wraps, which is what we want.
 _BASE = np.uint64(1_000_003)
@@ -152,6 +156,24 @@ class Features:
         """The features of this text without its printable ASCII (identifiers, options, paths,
         numbers and English words), for the repetition rule's second look at technical prose."""
         return Features(_ASCII_TOKEN.sub("", self.text))
+
+    @cached_property
+    def named_entries(self) -> np.ndarray:
+        """Which non-space characters (positions of `dense_codes`) are in an entry that names its
+        own identifiers: a line or sentence (cut at line breaks and 。) holding ASCII identifiers
+        (a run of printable ASCII holding a letter: -v, FILE, i386, strcpy(), "alpha")
+        in an order no other line or sentence has. A reference page describes many items in the
+        same words (「FILE が x86_64 EFI ... かどうかをチェックします。」 for each architecture); the
+        identifiers tell its entries apart, as Japanese place or product names do not in a listing,
+        and a slogan repeated with the same product name is the same entry again."""
+        text = self.text
+        spans = [(m.start(), m.end(), tuple(_IDENTIFIER.findall(m.group()))) for m in _ENTRY.finditer(text)]
+        seen = Counter(names for _, _, names in spans)
+        mask = np.zeros(len(text), dtype=bool)
+        for start, end, names in spans:
+            if names and seen[names] == 1:
+                mask[start:end] = True
+        return mask if self.class_counts[chars.SPACE] == 0 else mask[~self._space_mask]
 
     @cached_property
     def _space_mask(self) -> np.ndarray:

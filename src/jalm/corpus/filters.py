@@ -15,9 +15,12 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
+
 from jalm.corpus import chars
 from jalm.corpus.features import _JAPANESE_CHAR, Features, japanese_word_gaps, ratio
 from jalm.corpus.repetition import (
+    duplicated_ngram_mask,
     duplicated_ngram_share,
     repeated_bound,
     repeated_share,
@@ -232,7 +235,8 @@ def char_repetition(doc: Features, p: dict[str, Any]) -> str | None:
         hashes = doc.ngram_hashes(int(n))
         if repeated_bound(hashes, int(n), total, limit) <= limit:
             continue
-        share = duplicated_ngram_share(hashes, int(n), total)
+        covered = duplicated_ngram_mask(hashes, int(n), total)
+        share = 0.0 if covered is None else np.count_nonzero(covered) / total
         if share > limit and p.get("ascii_free_retry", False):
             # Technical prose names the same identifiers, options and paths again and again
             # (pthread_attr_getinheritsched, PTHREAD_EXPLICIT_SCHED): judge the text without them.
@@ -240,6 +244,17 @@ def char_repetition(doc: Features, p: dict[str, Any]) -> str | None:
             retry = duplicated_ngram_share(rest.ngram_hashes(int(n)), int(n), rest.n_dense)
             if retry <= limit:
                 continue
+            if p.get("named_entries_retry", False):
+                # ... and describes many items in the same words, each line or sentence naming its
+                # own (「FILE が i386 EFI ファイルであるかどうかをチェックします。」 for each
+                # architecture): what repeats outside such entries is judged.
+                outside = np.count_nonzero(covered & ~doc.named_entries) / total
+                if outside <= limit:
+                    continue
+                return (
+                    f"char_repetition: repeated {n}-grams cover {share:.2f} of chars ({retry:.2f} without ASCII, "
+                    f"{outside:.2f} outside entries naming their identifiers) > {limit}"
+                )
             return f"char_repetition: repeated {n}-grams cover {share:.2f} of chars ({retry:.2f} without ASCII) > {limit}"
         if share > limit:
             return f"char_repetition: repeated {n}-grams cover {share:.2f} of chars > {limit}"

@@ -101,12 +101,18 @@ def top_ngram_share(hashes: np.ndarray, n: int, total: int, limit: float | None 
 
 def duplicated_ngram_share(hashes: np.ndarray, n: int, total: int) -> float:
     """Share of positions covered by at least one n-gram that occurs more than once (exact)."""
+    covered = duplicated_ngram_mask(hashes, n, total)
+    return 0.0 if covered is None else float(np.count_nonzero(covered)) / total
+
+
+def duplicated_ngram_mask(hashes: np.ndarray, n: int, total: int) -> np.ndarray | None:
+    """Which of the `total` positions at least one repeated n-gram covers (None: none does)."""
     if len(hashes) < 2:
-        return 0.0
+        return None
     bucket, counts = _buckets(hashes)
     candidates = np.flatnonzero(counts[bucket] > 1)  # only these can repeat
     if len(candidates) == 0:
-        return 0.0
+        return None
     values = hashes[candidates]
     order = np.argsort(values)
     ordered = values[order]
@@ -117,5 +123,4 @@ def duplicated_ngram_share(hashes: np.ndarray, n: int, total: int) -> float:
     starts = candidates[order][repeated]
     # Each repeated n-gram covers [start, start + n): +1 at the start, -1 after the end, running sum.
     delta = np.bincount(starts, minlength=total + n + 1) - np.bincount(starts + n, minlength=total + n + 1)
-    covered = np.cumsum(delta[:total]) > 0
-    return float(np.count_nonzero(covered)) / total
+    return np.cumsum(delta[:total]) > 0
