@@ -14,6 +14,8 @@ Rows (best of --repeats, runs interleaved so that load from other processes hits
 - jalm clean, 1 worker, no report: the same without report.md/report.png (matplotlib's import and
   the chart are a fixed ~1 CPU-second, whatever the corpus size);
 - jalm clean, N workers: the same with N processes (scaling);
+- jalm clean, 1 worker, filters + dedup only: the default run with line cleaning and PII masking off,
+  the same kind of work as HojiChar's row (filters and MinHash dedup; its pipeline has neither);
 - jalm clean, 1 worker, + decontamination: the default run (which has line cleaning, PII masking and
   the language identifier on) also checking every kept document against JSQuAD dev and the three
   AI王 dev files (`--decontaminate`), its index built inside the run;
@@ -151,9 +153,19 @@ def main() -> None:
         for w in args.workers
     ]
     rows.insert(3, ("jalm clean, 1 worker, no report", time_jalm_clean, (shards, 1, False)))
+    # HojiChar's row filters and deduplicates; jalm's default run also cleans lines and masks PII.
+    same_work = CleanConfig.load(overrides={"lines": {"enabled": False}, "pii": {"mode": "off"}})
+    rows.insert(
+        4,
+        (
+            "jalm clean, 1 worker, filters + dedup only (HojiChar's work)",
+            time_jalm_clean,
+            (shards, 1, True, same_work),
+        ),
+    )
     decontaminate = CleanConfig.load(overrides={"decontaminate": {"files": eval_files()}})
     rows.insert(
-        4, ("jalm clean, 1 worker, + decontamination", time_jalm_clean, (shards, 1, True, decontaminate))
+        5, ("jalm clean, 1 worker, + decontamination", time_jalm_clean, (shards, 1, True, decontaminate))
     )
     wall: dict[str, float] = {}
     cpu: dict[str, float] = {}

@@ -44,9 +44,10 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         yield tmp
         _fsync(tmp, os.O_RDONLY)
         os.replace(tmp, path)
-        _fsync(path.parent, getattr(os, "O_DIRECTORY", None))  # the rename itself
-    finally:
+    except BaseException:
         tmp.unlink(missing_ok=True)
+        raise
+    _fsync(path.parent, getattr(os, "O_DIRECTORY", None))  # the rename itself
 
 
 def write_atomic(path: str | Path, data: bytes | str) -> None:

@@ -22,6 +22,7 @@ import shutil
 import sys
 import time
 from collections import Counter, defaultdict
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -145,14 +146,14 @@ def filter_shard(job: FilterJob, report: Report = ignore_report) -> dict[str, An
     stats = _pass1_stats(shard)
     ticker = _Ticker(report)
     quarantine = out / "quarantine" / f"{shard.name}.jsonl"
+    quarantine_out = None  # opened at the first unreadable document: most shards have none
     with (
+        ExitStack() as later,  # closes (and commits) what is opened inside, after the others
         atomic_path(out / "rejected" / f"{shard.name}{SUFFIXES[job.compress]}") as rejected_path,
         # Survivors wait uncompressed: they are read once more, by finish_shard, then deleted.
         atomic_path(work / "candidates" / f"{shard.name}.jsonl") as candidates_path,
-        atomic_path(quarantine) as quarantine_path,
         open_compressed(rejected_path, "wb", **OUTPUT_COMPRESSION) as rejected_out,
         open_compressed(candidates_path, "wb", **OUTPUT_COMPRESSION) as candidates_out,
-        open_compressed(quarantine_path, "wt") as quarantine_out,
     ):
         for item in read_shard(shard, config.text_field):
             if item.skipped is not None:  # a web archive record that holds no document: counted
@@ -162,6 +163,9 @@ def filter_shard(job: FilterJob, report: Report = ignore_report) -> dict[str, An
             stats["input"] += 1
             stats["bytes"]["input"] += item.n_bytes
             if item.problem is not None:
+                if quarantine_out is None:
+                    quarantine_path = later.enter_context(atomic_path(quarantine))
+                    quarantine_out = later.enter_context(open_compressed(quarantine_path, "wt"))
                 quarantine_out.write(_dumps(_quarantine(shard, item, stats)))
             else:
                 record = item.record
@@ -178,7 +182,7 @@ def filter_shard(job: FilterJob, report: Report = ignore_report) -> dict[str, An
             ticker.add(1, item.n_bytes)
     # Only shards with unreadable input keep a quarantine file (an earlier, killed attempt's goes too).
     if not stats["malformed"]:
-        quarantine.unlink()
+        quarantine.unlink(missing_ok=True)
     ticker.flush()
     keys.write(work, shard.name)
     stats["seconds"] = round(time.perf_counter() - started, 3)
