@@ -455,3 +455,34 @@ def test_pii_trigger_positions_equal_a_plain_scan() -> None:
     texts += real_texts(WIKI, 20) + ["03-1234-5678", "09012345678", "1 (2", "1:"]
     for text in texts:
         assert _trigger_positions(text) == plain(text), text
+
+
+def test_normalisation_hands_over_the_code_points_of_its_result() -> None:
+    """normalize_with_codes' code points (which the filters' Features then use) are those of the
+    text it returns, or None; for raw web pages, Aozora, Wikipedia and edge cases."""
+    from jalm.corpus.normalize import normalize_with_codes
+
+    texts = real_texts(WIKI, 30) + real_texts(AOZORA, 5)
+    texts += [
+        r["text"]
+        for r in itertools.islice(read_records([ROOT / "data" / "noisy" / "web_raw.jsonl.zst"]), 100)
+    ]
+    texts += [
+        "",
+        " 先頭に空白",
+        "全角ＡＢＣ１２３",
+        "改行\r\nCR",
+        "行末 \n空白",
+        "三つの\n\n\n改行",
+        "…と㈱",
+        "ｶﾞ",
+        "a\x00b",
+    ]
+    handed = 0
+    for raw in texts:
+        text, codes = normalize_with_codes(raw)
+        assert text == normalize_text(raw)
+        if codes is not None:
+            handed += 1
+            assert codes.tolist() == [ord(c) for c in text], raw[:40]
+    assert handed > len(texts) // 2  # most documents need no second encoding

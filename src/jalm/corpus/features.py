@@ -70,10 +70,12 @@ class Features:
     id and punctuation bits) and its histogram. Most documents are short, so the fixed cost of each
     statistic (the number of numpy calls) matters as much as the cost per character."""
 
-    def __init__(self, text: str, table: np.ndarray | None = None) -> None:
+    def __init__(self, text: str, table: np.ndarray | None = None, codes: np.ndarray | None = None) -> None:
         self.text = text
         # chars.FLAGS, or a copy with more bits above bit 5 (see lookup_table)
         self.table = chars.FLAGS if table is None else table
+        if codes is not None:  # the text's code points, when normalisation already has them
+            self.__dict__["codes"] = codes
 
     @cached_property
     def codes(self) -> np.ndarray:

@@ -132,9 +132,10 @@ def nfkc(text: str) -> str:
     return _nfkc(text)[0]
 
 
-def _nfkc(text: str) -> tuple[str, bool, tuple[bool, bool] | None]:
+def _nfkc(text: str) -> tuple[str, bool, tuple[bool, bool] | None, np.ndarray | None]:
     """(NFKC of text, whether text holds a control character or CR for normalize_text to handle,
-    (whether " \n" or "\t\n" occurs, whether "\n\n\n" occurs) in the result if known, else None).
+    (whether " \n" or "\t\n" occurs, whether "\n\n\n" occurs) in the result if known, else None,
+    the result's code points if known, else None).
 
     One table lookup over the code points finds what NFKC changes, the control characters and
     the line breaks; is_normalized runs only when a character may combine with a neighbour."""
@@ -160,10 +161,11 @@ def _nfkc(text: str) -> tuple[str, bool, tuple[bool, bool] | None]:
             # NFKC output, which no character of which NFKC changes again, so order is free.
             for code in np.unique(codes[expand]).tolist():
                 text = text.replace(chr(code), table[code])
+            mapped = None  # no longer the text's code points
     layout = None
     # Long texts: the line breaks and the spaces before them are those of `mapped`, looked at
     # in a few array operations (shorter ones: normalize_text's str searches cost less).
-    if not spaces_added and len(mapped) >= _LAYOUT_MIN:
+    if not spaces_added and mapped is not None and len(mapped) >= _LAYOUT_MIN:
         newlines = (mapped == 10).nonzero()[0]
         before = mapped[newlines[newlines > 0] - 1]
         layout = (
@@ -171,17 +173,24 @@ def _nfkc(text: str) -> tuple[str, bool, tuple[bool, bool] | None]:
             bool(np.any(newlines[2:] - newlines[:-2] == 2)),
         )
     if not unsure or unicodedata.is_normalized("NFKC", text):
-        return text, control, layout
-    return unicodedata.normalize("NFKC", text), control, None
+        return text, control, layout, mapped
+    return unicodedata.normalize("NFKC", text), control, None, None
 
 
 def normalize_text(text: str, form: str = "NFKC") -> str:
     """Normalise one document (see the module docstring); `form` is NFKC, NFC, or none."""
-    layout = None
+    return normalize_with_codes(text, form)[0]
+
+
+def normalize_with_codes(text: str, form: str = "NFKC") -> tuple[str, np.ndarray | None]:
+    """normalize_text, and the result's code points as a uint32 array when NFKC's lookup already
+    made them (most documents: nothing expanded, no control character, no layout to fix), so that
+    the filters' Features need not encode the text again; else None."""
+    layout = codes = None
     if form == "NFKC":
         # NFKC neither adds nor removes control characters or CR; `layout` tells which of the
         # two substitutions below can apply, when the NFKC step already saw the line breaks.
-        text, control, layout = _nfkc(text)
+        text, control, layout, codes = _nfkc(text)
     else:
         if form and form.lower() != "none" and not unicodedata.is_normalized(form, text):
             text = unicodedata.normalize(form, text)
@@ -189,11 +198,17 @@ def normalize_text(text: str, form: str = "NFKC") -> str:
     # Each substitution only runs when its pattern can occur: a regex scan costs more than NFKC.
     if control and "\r" in text:
         text = text.replace("\r\n", "\n").replace("\r", "\n")
+        codes = None
     if control and _CONTROL.search(text):
         text = _CONTROL.sub("", text)
+        codes = None
     if layout[0] if layout is not None else (" \n" in text or "\t\n" in text):
         text = _TRAILING_SPACE.sub("\n", text)
-        layout = None  # removing spaces can join line breaks ("\n \n\n" → "\n\n\n")
+        layout = codes = None  # removing spaces can join line breaks ("\n \n\n" → "\n\n\n")
     if layout[1] if layout is not None else "\n\n\n" in text:
         text = _BLANK_LINES.sub("\n\n", text)
-    return text.strip()
+        codes = None
+    stripped = text.strip()
+    if len(stripped) != len(text):
+        codes = None
+    return stripped, codes

@@ -33,7 +33,7 @@ from jalm.corpus.executors import Report, ignore_report
 from jalm.corpus.features import Features, lookup_table
 from jalm.corpus.filters import FILTERS
 from jalm.corpus.html import extract_main_text, is_html
-from jalm.corpus.normalize import normalize_text
+from jalm.corpus.normalize import normalize_with_codes
 from jalm.corpus.readers import Item, Shard, read_shard
 from jalm.corpus.refine import Refiner
 from jalm.corpus.stages import Stage, load_stages
@@ -277,9 +277,9 @@ class Judge:
             record["extracted_from"] = "html"
             text = main
         t0 = time.perf_counter()
-        text = normalize_text(text, self.config.normalize)
+        text, codes = normalize_with_codes(text, self.config.normalize)
         seconds["normalize"] += time.perf_counter() - t0
-        features = Features(text, self.table)
+        features = Features(text, self.table, codes)
         for name, function, params in self.filters:
             t0 = time.perf_counter()
             reason = function(features, params)
