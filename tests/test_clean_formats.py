@@ -91,3 +91,36 @@ def test_html_inside_jsonl_is_detected(tmp_path: Path) -> None:
     assert stats["kept"] == 1 and stats["html_extracted"] == 1
     (kept,) = read_records([tmp_path / "out" / "kept" / "crawl.jsonl"])
     assert kept["url"] == "https://example.jp/a" and "<p>" not in kept["text"]
+
+
+def test_jsonl_records_read_exactly_as_the_json_module_reads_them() -> None:
+    """The fast parser must not change a record: big integers, floats, NaN, nested values, lone
+    surrogates and broken lines come out as json.loads gives them (or the same problem)."""
+    import json as json_module
+
+    from jalm.corpus.readers import parse_line
+
+    lines = [
+        '{"text": "日本語の本文", "id": 7}',
+        '{"text": "a", "n": 123456789012345678901234567890}',
+        '{"text": "a", "n": -123456789012345678901234567890}',
+        '{"text": "a", "score": 0.1, "big": 1e400}',
+        '{"text": "a", "x": NaN}',
+        '{"text": "a", "meta": {"n": 123456789012345678901234567890, "tags": ["x", 1.5]}}',
+        '{"text": "\\ud800"}',
+        '\ufeff{"text": "a"}',
+        '{"text": 5}',
+        "[1, 2]",
+        '{"text": "a"',
+    ]
+    for line in lines:
+        item = parse_line("1", line.encode("utf-8"), "text")
+        try:
+            expected = json_module.loads(line)
+        except json_module.JSONDecodeError:
+            assert item.record is None and item.problem.startswith("not valid JSON"), line
+            continue
+        if isinstance(expected, dict) and isinstance(expected.get("text"), str):
+            assert repr(item.record) == repr(expected), line  # repr: NaN != NaN, types must match
+        else:
+            assert item.record is None and item.problem, line

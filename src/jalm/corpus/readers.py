@@ -191,10 +191,13 @@ def read_jsonl_range(path: Path, text_field: str, start: int, end: int | None) -
 
 def parse_line(position: str, raw: bytes, text_field: str) -> Item:
     try:
-        # orjson parses UTF-8 bytes ~3× faster than decoding and json.loads; what it refuses (NaN,
-        # integers over 64 bits, lone surrogates, invalid UTF-8 or JSON) takes the standard path,
-        # which accepts the same documents as before and words the errors.
+        # orjson parses UTF-8 bytes ~3× faster than decoding and json.loads. What it refuses (NaN,
+        # lone surrogates, invalid UTF-8 or JSON) takes the standard path, which accepts the same
+        # documents as before and words the errors; so does a record with a float or a nested value
+        # anywhere, as orjson reads an integer beyond 64 bits as a float (json keeps it exact).
         record = _orjson_loads(raw)
+        if type(record) is not dict or not all(type(value) in _FLAT for value in record.values()):
+            record = _MISSING
     except ValueError:  # orjson.JSONDecodeError
         record = _MISSING
     try:
@@ -212,6 +215,7 @@ def parse_line(position: str, raw: bytes, text_field: str) -> Item:
 
 
 _MISSING = object()
+_FLAT = frozenset((str, int, bool, type(None)))  # what orjson reads exactly as json does
 try:
     from orjson import loads as _orjson_loads
 except ImportError:  # pragma: no cover - orjson is a dependency
