@@ -161,19 +161,20 @@ def _nfkc(text: str) -> tuple[str, bool, tuple[bool, bool] | None, np.ndarray | 
             # NFKC output, which no character of which NFKC changes again, so order is free.
             for code in np.unique(codes[expand]).tolist():
                 text = text.replace(chr(code), table[code])
-            mapped = None  # no longer the text's code points
     layout = None
     # Long texts: the line breaks and the spaces before them are those of `mapped`, looked at
     # in a few array operations (shorter ones: normalize_text's str searches cost less).
-    if not spaces_added and mapped is not None and len(mapped) >= _LAYOUT_MIN:
+    if not spaces_added and len(mapped) >= _LAYOUT_MIN:
         newlines = (mapped == 10).nonzero()[0]
         before = mapped[newlines[newlines > 0] - 1]
         layout = (
             bool(np.any((before == 0x20) | (before == 0x09))),
             bool(np.any(newlines[2:] - newlines[:-2] == 2)),
         )
+    # After an expansion, `mapped` still has the text's line breaks and spaces, not its code points.
+    result_codes = mapped if len(mapped) == len(text) else None
     if not unsure or unicodedata.is_normalized("NFKC", text):
-        return text, control, layout, mapped
+        return text, control, layout, result_codes
     return unicodedata.normalize("NFKC", text), control, None, None
 
 
