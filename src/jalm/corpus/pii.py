@@ -94,8 +94,11 @@ def _card_ok(match: str) -> bool:
     return 13 <= len(digits) <= 19 and _ISSUERS.match(digits) is not None and luhn_ok(digits)
 
 
-def mask_pii(text: str, kinds: tuple[str, ...] | list[str] = DEFAULT_KINDS) -> tuple[str, dict[str, int]]:
+def mask_pii(
+    text: str, kinds: tuple[str, ...] | list[str] = DEFAULT_KINDS, codes: np.ndarray | None = None
+) -> tuple[str, dict[str, int]]:
     """Replace the PII of `kinds` in `text` by placeholders; return (text, {kind: replacements}).
+    `codes`: the text's code points, if the caller has them.
 
     Every kind is written in ASCII letters, digits and a few separators (and 〒), so the full
     pattern only runs on the runs of those characters around a cheap trigger (digits around a
@@ -125,7 +128,7 @@ def mask_pii(text: str, kinds: tuple[str, ...] | list[str] = DEFAULT_KINDS) -> t
         return PLACEHOLDERS[kind]
 
     pieces, done, n = [], 0, len(text)
-    for start in _trigger_positions(text):
+    for start in _trigger_positions(text, codes):
         if start < done:
             continue
         end = start + 1
@@ -142,12 +145,13 @@ def mask_pii(text: str, kinds: tuple[str, ...] | list[str] = DEFAULT_KINDS) -> t
     return "".join(pieces), counts
 
 
-def _trigger_positions(text: str) -> list[int]:
+def _trigger_positions(text: str, codes: np.ndarray | None = None) -> list[int]:
     """Positions that may be inside PII: an @, a digit followed (after one or two of - . : ( ) space)
     by a digit, or the start of ten digits in a row. Array operations over the positions of the
     digits (a few in a hundred characters of Japanese prose): ~10× a regular-expression scan, and
     most documents have none."""
-    codes = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
+    if codes is None:
+        codes = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
     n = len(codes)
     at = np.flatnonzero(codes == 64)
     digits = np.flatnonzero((codes - 48) < 10)  # unsigned: codes below "0" wrap to large values

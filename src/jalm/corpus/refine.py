@@ -102,7 +102,8 @@ class Refiner:
             from jalm.corpus.pii import DEFAULT_KINDS, mask_pii
 
             t0 = time.perf_counter()
-            masked, counts = mask_pii(text, self.pii.get("kinds", DEFAULT_KINDS))
+            codes = features.codes if features is not None else None  # None: lines were removed
+            masked, counts = mask_pii(text, self.pii.get("kinds", DEFAULT_KINDS), codes)
             seconds["pii"] += time.perf_counter() - t0
             if counts:
                 pii = refine.setdefault("pii", {})
