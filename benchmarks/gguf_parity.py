@@ -49,18 +49,9 @@ PROMPTS = (
 
 def parity_corpus() -> list[str]:
     """The texts tests/test_tokenizer.py's parity tests use (real lines, noisy documents, hand-made cases)."""
-    from jalm.jsonl import read_texts
-    from test_tokenizer import DATA, HAND_MADE, RUNS, _lines
+    from test_tokenizer import parity_texts
 
-    noisy = list(read_texts([DATA / "noisy/web_raw.jsonl.zst"]))
-    return (
-        _lines(DATA / "dev/wiki_jaquad.jsonl.zst", 150)
-        + _lines(DATA / "corpus/aozora.jsonl.zst", 80)
-        + _lines(DATA / "noisy/web_raw.jsonl.zst", 80)
-        + noisy
-        + HAND_MADE
-        + RUNS
-    )
+    return parity_texts()
 
 
 def load_llama(path: Path, threads: int, vocab_only: bool = False, n_ctx: int = 512):

@@ -68,10 +68,10 @@ def _lines(path: Path, count: int) -> list[str]:
     return lines[::step][:count]
 
 
-@pytest.fixture(scope="module")
-def texts() -> list[str]:
+def parity_texts() -> list[str]:
     """A few hundred real lines (held-out wiki, Aozora, noisy HTML/man pages), the whole noisy documents
-    (up to tens of thousands of characters, with their newlines and indentation) and the hand-made cases."""
+    (up to tens of thousands of characters, with their newlines and indentation) and the hand-made cases
+    (also benchmarks/gguf_parity.py's corpus)."""
     noisy = list(read_texts([DATA / "noisy/web_raw.jsonl.zst"]))
     return (
         _lines(DATA / "dev/wiki_jaquad.jsonl.zst", 150)
@@ -81,6 +81,11 @@ def texts() -> list[str]:
         + HAND_MADE
         + RUNS
     )
+
+
+@pytest.fixture(scope="module")
+def texts() -> list[str]:
+    return parity_texts()
 
 
 @pytest.fixture(scope="module")

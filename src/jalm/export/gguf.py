@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from jalm.errors import JalmError
+from jalm.tokenizer import exactness_problems
 
 if TYPE_CHECKING:
     import numpy as np
@@ -52,7 +53,6 @@ QUANTS = ("f32", "f16", "bf16", "q8_0")
 TOKENIZER_MODEL = "plamo2"
 # A score llama.cpp's plamo2 tokenizer treats as "never match" (score × 10⁴ must be ≤ -2·10⁷).
 NEVER = -10000.0
-SCORE_GRID = 16
 DIFFERENCES = (
     "llama.cpp tokenizer 'plamo2' (Viterbi over SentencePiece's pieces and scores, UTF-8 byte fallback). "
     "Ids equal SentencePiece's except: (1) exact ties, two segmentations of the same total score "
@@ -453,21 +453,8 @@ def _vocab(spiece_model: Path, vocab_size: int) -> tuple[list[bytes], list[float
         raise JalmError(f"{spiece_model}: no SentencePiece model beside the weights")
     model = pb.ModelProto()
     model.ParseFromString(spiece_model.read_bytes())
-    spec, norm = model.trainer_spec, model.normalizer_spec
-    problems = []
-    if spec.model_type != pb.TrainerSpec.UNIGRAM or not spec.byte_fallback:
-        problems.append("not a unigram model with byte fallback")
-    if norm.precompiled_charsmap or norm.name not in ("identity", ""):
-        problems.append(f"normalization {norm.name!r} (llama.cpp would not apply it)")
-    if norm.add_dummy_prefix or norm.remove_extra_whitespaces or not norm.escape_whitespaces:
-        problems.append("dummy prefix, whitespace squeezing or unescaped spaces")
-    if spec.treat_whitespace_as_suffix:
-        problems.append("whitespace as suffix")
+    problems = exactness_problems(model)  # what llama.cpp's plamo2 tokenizer would do differently
     kinds = pb.ModelProto.SentencePiece
-    if any(p.type in (kinds.USER_DEFINED, kinds.UNUSED) for p in model.pieces):
-        problems.append("user-defined or unused pieces")
-    if not all((p.score * SCORE_GRID).is_integer() for p in model.pieces if p.type == kinds.NORMAL):
-        problems.append(f"scores off the 1/{SCORE_GRID} grid (ties would break differently)")
     pieces = {p.piece for p in model.pieces}
     if any(f"<0x{b:02X}>" not in pieces for b in range(256)):
         problems.append("byte pieces <0x00>..<0xFF> missing")
@@ -497,7 +484,7 @@ def _vocab(spiece_model: Path, vocab_size: int) -> tuple[list[bytes], list[float
         tokens.append(name.encode("utf-8"))
         scores.append(NEVER)
         types.append(int(gguf.TokenType.UNUSED))
-    specials = {role: getattr(spec, f"{role}_id") for role in ("unk", "bos", "eos", "pad")}
+    specials = {role: getattr(model.trainer_spec, f"{role}_id") for role in ("unk", "bos", "eos", "pad")}
     index = {p.piece: i for i, p in enumerate(model.pieces)}
     specials.update({role: index[f"<{role}>"] for role in ("sep", "mask") if f"<{role}>" in index})
     return tokens, scores, types, {role: i for role, i in specials.items() if i >= 0}

@@ -395,6 +395,32 @@ _PROBES = (
 )
 
 
+def exactness_problems(model: Any) -> list[str]:
+    """What keeps a SentencePiece ModelProto from being reproduced exactly by another unigram
+    implementation (tokenizers' Unigram, llama.cpp's plamo2): the settings `jalm tokenizer train`
+    fixes, and scores on the 1/SCORE_GRID grid so that ties break the same way. Empty: none."""
+    from sentencepiece import sentencepiece_model_pb2 as pb
+
+    spec, norm = model.trainer_spec, model.normalizer_spec
+    problems = []
+    if spec.model_type != pb.TrainerSpec.UNIGRAM:
+        problems.append("model_type is not unigram")
+    if not spec.byte_fallback:
+        problems.append("no byte fallback")
+    if norm.precompiled_charsmap or norm.name not in ("identity", ""):
+        problems.append(f"normalization is {norm.name!r}, not identity")
+    if norm.add_dummy_prefix or norm.remove_extra_whitespaces or not norm.escape_whitespaces:
+        problems.append("it adds a dummy prefix, squeezes or does not escape whitespace")
+    if spec.treat_whitespace_as_suffix:
+        problems.append("whitespace is a suffix")
+    kinds = pb.ModelProto.SentencePiece
+    if any(p.type in (kinds.USER_DEFINED, kinds.UNUSED) for p in model.pieces):
+        problems.append("it has user-defined or unused pieces")
+    if not all((p.score * SCORE_GRID).is_integer() for p in model.pieces if p.type == kinds.NORMAL):
+        problems.append(f"its scores are not multiples of 1/{SCORE_GRID}")
+    return problems
+
+
 def _hf_tokenizer(proto: bytes, source: Path) -> tokenizers.Tokenizer:
     """Build the exact `tokenizers` equivalent of a SentencePiece unigram model (see module docstring)."""
     from sentencepiece import sentencepiece_model_pb2 as pb
@@ -402,25 +428,10 @@ def _hf_tokenizer(proto: bytes, source: Path) -> tokenizers.Tokenizer:
 
     model = pb.ModelProto()
     model.ParseFromString(proto)
-    spec, norm = model.trainer_spec, model.normalizer_spec
-    problems = []
-    if spec.model_type != pb.TrainerSpec.UNIGRAM:
-        problems.append("model_type is not unigram")
-    if not spec.byte_fallback:
-        problems.append("byte_fallback is off")
-    if norm.precompiled_charsmap or norm.name not in ("identity", ""):
-        problems.append(f"normalization is {norm.name!r}, not identity")
-    if norm.add_dummy_prefix or norm.remove_extra_whitespaces or not norm.escape_whitespaces:
-        problems.append("it adds a dummy prefix, squeezes or does not escape whitespace")
-    if spec.treat_whitespace_as_suffix:
-        problems.append("whitespace is a suffix")
+    problems = exactness_problems(model)
     types = pb.ModelProto.SentencePiece
     pieces = [(p.piece, p.score, p.type) for p in model.pieces]
     normal = [(piece, score) for piece, score, kind in pieces if kind == types.NORMAL]
-    if any(kind in (types.USER_DEFINED, types.UNUSED) for _, _, kind in pieces):
-        problems.append("it has user-defined or unused pieces")
-    if not all((score * SCORE_GRID).is_integer() for _, score in normal):
-        problems.append(f"its scores are not multiples of 1/{SCORE_GRID}")
     if problems:
         raise JalmError(
             f"{source}: cannot write an exact tokenizer.json: {'; '.join(problems)} (train it with `jalm tokenizer train`)"
@@ -444,7 +455,7 @@ def _hf_tokenizer(proto: bytes, source: Path) -> tokenizers.Tokenizer:
     if any(f"<0x{b:02X}>" not in {p for p, _, _ in pieces} for b in range(256)):
         raise JalmError(f"{source}: cannot write an exact tokenizer.json: byte pieces <0x00>..<0xFF> missing")
 
-    tokenizer = Tokenizer(models.Unigram(vocab, unk_id=spec.unk_id, byte_fallback=True))
+    tokenizer = Tokenizer(models.Unigram(vocab, unk_id=model.trainer_spec.unk_id, byte_fallback=True))
     tokenizer.normalizer = normalizers.Replace(" ", "▁")
     tokenizer.decoder = decoders.Sequence(
         [decoders.ByteFallback(), decoders.Fuse(), decoders.Replace("▁", " ")]
