@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import itertools
 import json
+import signal
+import subprocess
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -105,3 +109,18 @@ def _flatten(tree, prefix: str = "") -> dict:
     if isinstance(tree, (list, tuple)):
         return {k: v for i, sub in enumerate(tree) for k, v in _flatten(sub, f"{prefix}{i}.").items()}
     return {prefix: tree}
+
+
+def kill_9_when(process: subprocess.Popen, ready: Callable[[], bool], poll_s: float = 0.02) -> None:
+    """SIGKILL `process` as soon as `ready()` holds (a checkpoint or marker exists), and check that it
+    was killed, not finished."""
+    while not ready() and process.poll() is None:
+        time.sleep(poll_s)
+    process.send_signal(signal.SIGKILL)
+    assert process.wait(timeout=60) == -signal.SIGKILL, "the process finished before it could be killed"
+
+
+@pytest.fixture(scope="session")
+def kill_9():
+    """kill_9_when, for tests that kill a run mid-way and resume it."""
+    return kill_9_when

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -113,16 +111,14 @@ def _cli_train(specs: list[str], run_dir: Path) -> subprocess.Popen:
     return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def test_mixture_training_resumes_after_kill_9_and_logs_each_source(two_sources, tmp_path, same_checkpoint):
+def test_mixture_training_resumes_after_kill_9_and_logs_each_source(
+    two_sources, tmp_path, same_checkpoint, kill_9
+):
     reference = _cli_train(two_sources, tmp_path / "reference")
     assert reference.wait(timeout=600) == 0, reference.stderr.read()
 
     victim = _cli_train(two_sources, tmp_path / "victim")
-    first_checkpoint = tmp_path / "victim" / "checkpoints" / "step_00000010"
-    while not first_checkpoint.exists() and victim.poll() is None:
-        time.sleep(0.02)
-    victim.send_signal(signal.SIGKILL)
-    assert victim.wait(timeout=60) == -signal.SIGKILL, "the run finished before it could be killed"
+    kill_9(victim, (tmp_path / "victim" / "checkpoints" / "step_00000010").exists)
     assert ckpt.latest_checkpoint(tmp_path / "victim").name != "step_00000030"
     resumed = _cli_train(two_sources, tmp_path / "victim")
     assert resumed.wait(timeout=600) == 0, resumed.stderr.read()

@@ -6,10 +6,8 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -166,7 +164,7 @@ def _cli_pack(inputs, tokenizer_dir, out, *extra):
 
 
 def test_kill_9_during_pack_then_rerun_gives_the_uninterrupted_result(
-    sharded_inputs, tokenizer_dir, tmp_path
+    sharded_inputs, tokenizer_dir, tmp_path, kill_9
 ):
     small = ["--shard-mb", str(8_000 / 2**20)]  # ~57 shards of 8 kB, so the kill lands mid-run
     reference = _cli_pack(sharded_inputs, tokenizer_dir, tmp_path / "reference", *small)
@@ -181,10 +179,7 @@ def test_kill_9_during_pack_then_rerun_gives_the_uninterrupted_result(
     def markers():  # complete shards (a marker being written has a temporary name)
         return [p for p in shards.glob("*.json") if not p.name.startswith(".tmp-")] if shards.is_dir() else []
 
-    while not markers() and victim.poll() is None:
-        time.sleep(0.005)
-    victim.send_signal(signal.SIGKILL)
-    assert victim.wait(timeout=60) == -signal.SIGKILL, "the pack finished before it could be killed"
+    kill_9(victim, lambda: bool(markers()), poll_s=0.005)
     assert not (tmp_path / "victim" / "meta.json").exists()
     done_before = len(markers())
 

@@ -7,10 +7,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -206,7 +204,7 @@ def _cli_sft(model_dir: Path, data: Path, run_dir: Path, *extra: str) -> subproc
 
 
 def test_kill_9_then_rerun_gives_the_uninterrupted_losses(
-    tiny_model_dir, sft_data, tmp_path, same_checkpoint
+    tiny_model_dir, sft_data, tmp_path, same_checkpoint, kill_9
 ):
     """LoRA with dropout: the data order and the dropout masks must both resume exactly."""
     extra = ("--lora-rank", "4", "--lora-dropout", "0.1")
@@ -214,11 +212,7 @@ def test_kill_9_then_rerun_gives_the_uninterrupted_losses(
     assert reference.wait(timeout=300) == 0, reference.stderr.read()[-2000:]
 
     victim = _cli_sft(tiny_model_dir, sft_data, tmp_path / "victim", *extra)
-    first = tmp_path / "victim" / "checkpoints" / "step_00000008"
-    while not first.exists() and victim.poll() is None:
-        time.sleep(0.02)
-    victim.send_signal(signal.SIGKILL)
-    assert victim.wait(timeout=60) == -signal.SIGKILL, "the run finished before it could be killed"
+    kill_9(victim, (tmp_path / "victim" / "checkpoints" / "step_00000008").exists)
     resumed = _cli_sft(tiny_model_dir, sft_data, tmp_path / "victim", *extra)
     out, err = resumed.communicate(timeout=300)
     assert resumed.returncode == 0, err[-2000:]

@@ -5,10 +5,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -106,16 +104,12 @@ def _cli_train(packed_dir: Path, run_dir: Path, *extra: str) -> subprocess.Popen
     return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def test_kill_9_then_resume_reproduces_the_uninterrupted_run(packed_dir, tmp_path, same_checkpoint):
+def test_kill_9_then_resume_reproduces_the_uninterrupted_run(packed_dir, tmp_path, same_checkpoint, kill_9):
     reference = _cli_train(packed_dir, tmp_path / "reference")
     assert reference.wait(timeout=300) == 0, reference.stderr.read()
 
     victim = _cli_train(packed_dir, tmp_path / "victim")
-    first_checkpoint = tmp_path / "victim" / "checkpoints" / "step_00000020"
-    while not first_checkpoint.exists() and victim.poll() is None:
-        time.sleep(0.02)
-    victim.send_signal(signal.SIGKILL)
-    assert victim.wait(timeout=60) == -signal.SIGKILL, "the run finished before it could be killed"
+    kill_9(victim, (tmp_path / "victim" / "checkpoints" / "step_00000020").exists)
     assert ckpt.latest_checkpoint(tmp_path / "victim").name != "step_00000060"
 
     resumed = _cli_train(packed_dir, tmp_path / "victim")
