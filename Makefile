@@ -34,6 +34,7 @@ demo: install
 lint: install
 	$(VENV)/bin/ruff check src tests benchmarks scripts
 	$(VENV)/bin/ruff format --check src tests benchmarks scripts
+	$(PY) scripts/check_imports.py
 
 test: lint
 	scripts/ensure-chromium.sh

@@ -8,6 +8,7 @@ import shutil
 
 import pytest
 
+from jalm.chat_template import LINE_CHAT_TEMPLATE, encode_conversation
 from jalm.eval import AioChatConfig, JsquadChatConfig, evaluate, format_table, load_lm, read_results
 from jalm.eval.aio import load_aio
 from jalm.eval.chat import LINE_TEMPLATE_NOTE, chat_format, evaluate_aio_chat, strip_reply, user_prompt
@@ -15,7 +16,6 @@ from jalm.eval.jsquad import fewshot_plan, load_squad
 from jalm.eval.metrics import aio_exact, jsquad_scores
 from jalm.eval.table import format_params
 from jalm.resources import bundled
-from jalm.sft.template import LINE_CHAT_TEMPLATE, encode_conversation
 
 
 def _with_template(source, out):

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from jalm.errors import JalmError
+from jalm.memory import machine_memory
 from jalm.model import build_model, count_parameters, get_preset, hf_config
 from jalm.train.config import default_config
 from jalm.train.loop import mfu
@@ -21,7 +22,6 @@ from jalm.train.plan import (
     block_bytes_per_token,
     check_fits,
     gpu,
-    machine_memory,
     make_plan,
     model_shape,
     outside_bytes_per_token,

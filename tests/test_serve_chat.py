@@ -12,11 +12,11 @@ import httpx
 import pytest
 
 from jalm.chat import FALLBACK_STOPS, NO_TEMPLATE_NOTICE, chat_notice, chat_prompt_ids, chat_stops
+from jalm.chat_template import LINE_CHAT_TEMPLATE, encode_conversation
 from jalm.cli import main
 from jalm.generate import chat, load
 from jalm.serve.api import Limits
 from jalm.serve.command import load_app, running
-from jalm.sft.template import LINE_CHAT_TEMPLATE, encode_conversation
 
 LIMITS = Limits(max_tokens=64, default_max_tokens=16, max_n=4)
 QUESTION = [{"role": "user", "content": "四国の県名を全て列挙してください。"}]

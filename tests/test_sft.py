@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 import torch
 
+from jalm.chat_template import LINE_CHAT_TEMPLATE, encode_conversation, render
 from jalm.sft.dataset import IGNORE, collate_packed, load_encoder, tokenize
 from jalm.sft.records import Conversation, read_conversations
-from jalm.sft.template import LINE_CHAT_TEMPLATE, encode_conversation, render
 from jalm.sft.train import SftOptions, sft, sft_config
 from jalm.train import checkpoint as ckpt
 from jalm.train.metrics import read_metrics

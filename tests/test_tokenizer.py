@@ -408,14 +408,14 @@ def test_sampling_is_uniform_across_shards_and_bounded():
 
 
 def test_a_sample_too_big_for_memory_is_refused_before_training(monkeypatch, tmp_path):
-    import jalm.train.plan
+    import jalm.tokenizer.train
     from jalm.tokenizer import train_tokenizer
 
     corpus = tmp_path / "c.jsonl"
     corpus.write_text(
         "\n".join(json.dumps({"text": f"吾輩は猫である{i}。名前はまだ無い。"}) for i in range(50))
     )
-    monkeypatch.setattr(jalm.train.plan, "machine_memory", lambda: 20_000)
+    monkeypatch.setattr(jalm.tokenizer.train, "machine_memory", lambda: 20_000)
     with pytest.raises(
         JalmError, match=r"need about .* GiB to train SentencePiece .* use --max-sentences \d+"
     ):

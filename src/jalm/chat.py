@@ -2,7 +2,7 @@
 
 An instruction-tuned jalm export carries its template as `chat_template` in tokenizer_config.json (loaded
 as `tokenizer.chat_template` under transformers 4.x and 5.x); the prompt ids are built per segment exactly
-as training built them (`jalm.sft.template.encode_conversation`), and the reply ends at `</s>`.
+as training built them (`jalm.chat_template.encode_conversation`), and the reply ends at `</s>`.
 
 A base model has no template: the prompt is still LINE's `ユーザー: …\\nシステム: `, but such a model was
 never taught to end its reply, so a notice says so and the next `\\nユーザー:` is a stop string too.
@@ -58,7 +58,7 @@ def chat_prompt_ids(tokenizer, messages: Sequence[Any]) -> tuple[list[int], str 
     Without one, the same with LINE's template, and the notice `NO_TEMPLATE_NOTICE`.
     Raises JalmError when the template refuses the conversation (e.g. a system message that is not first).
     """
-    from jalm.sft.template import LINE_CHAT_TEMPLATE, encode_conversation
+    from jalm.chat_template import LINE_CHAT_TEMPLATE, encode_conversation
 
     template = model_chat_template(tokenizer)
     notice = None if template is not None else NO_TEMPLATE_NOTICE

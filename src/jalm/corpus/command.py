@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from jalm.corpus.executors import add_executor_options
+from jalm.executors import add_executor_options
 
 EXAMPLE = """examples:
   jalm clean data/corpus/*.jsonl.zst data/noisy/web_raw.jsonl.zst --out runs/clean

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from jalm.corpus.executors import Report, ignore_report
+from jalm.executors import Report, ignore_report
 from jalm.io import atomic_path, write_atomic
 
 _EMPTY = np.uint32(0xFFFFFFFF)

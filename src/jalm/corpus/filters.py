@@ -12,13 +12,18 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from jalm.corpus import chars
+
+# The filters defined in their own modules register themselves when imported: importing this module
+# gives the complete registry.
+from jalm.corpus import langid as _langid  # noqa: F401 - the "language" filter
+from jalm.corpus import roff as _roff  # noqa: F401 - the "roff" filter
 from jalm.corpus.features import _JAPANESE_CHAR, Features, japanese_word_gaps, ratio
+from jalm.corpus.registry import FILTERS, Filter, register
 from jalm.corpus.repetition import (
     duplicated_ngram_mask,
     duplicated_ngram_share,
@@ -26,17 +31,6 @@ from jalm.corpus.repetition import (
     repeated_share,
     top_ngram_share,
 )
-
-Filter = Callable[[Features, dict[str, Any]], "str | None"]
-FILTERS: dict[str, Filter] = {}
-
-
-def register(name: str) -> Callable[[Filter], Filter]:
-    def add(function: Filter) -> Filter:
-        FILTERS[name] = function
-        return function
-
-    return add
 
 
 @register("length")
@@ -382,6 +376,4 @@ def url_email(doc: Features, p: dict[str, Any]) -> str | None:
     return None
 
 
-# Filters defined in their own modules register themselves on import (after `register` exists).
-from jalm.corpus import langid as _langid  # noqa: E402, F401 - the "language" filter
-from jalm.corpus import roff as _roff  # noqa: E402, F401 - the "roff" filter
+__all__ = ["FILTERS", "Filter", "register"]

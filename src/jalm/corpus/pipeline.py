@@ -24,11 +24,11 @@ from typing import Any
 
 from jalm.corpus import dedup, shardjob
 from jalm.corpus.config import CleanConfig
-from jalm.corpus.executors import Executor
 from jalm.corpus.readers import Shard, plan_shards
 from jalm.corpus.refine import merge_refine
 from jalm.corpus.shardjob import SUFFIXES, FilterJob, FinishJob
 from jalm.errors import JalmError
+from jalm.executors import Executor
 from jalm.io import write_atomic
 
 STATS_VERSION = 1

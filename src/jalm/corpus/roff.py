@@ -13,7 +13,7 @@ import re
 from typing import Any
 
 from jalm.corpus.features import Features, ratio
-from jalm.corpus.filters import register
+from jalm.corpus.registry import register
 
 _REQUESTS = (
     "TH SH SS PP LP P IP TP HP RS RE B I BR BI IR RB RI SM SB UR UE MT ME EX EE SY YS OP TS TE TQ "

@@ -29,7 +29,6 @@ from typing import IO, Any
 
 from jalm.corpus import dedup
 from jalm.corpus.config import CleanConfig
-from jalm.corpus.executors import Report, ignore_report
 from jalm.corpus.features import Features, lookup_table
 from jalm.corpus.filters import FILTERS
 from jalm.corpus.html import extract_main_text, is_html
@@ -38,6 +37,7 @@ from jalm.corpus.readers import Item, Shard, read_shard
 from jalm.corpus.refine import Refiner
 from jalm.corpus.stages import Stage, load_stages
 from jalm.corpus.urlfilter import url_filter
+from jalm.executors import Report, ignore_report
 from jalm.io import atomic_path, open_compressed, write_atomic
 
 SUFFIXES = {"zst": ".jsonl.zst", "gz": ".jsonl.gz", "none": ".jsonl"}

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from jalm.corpus.encoding import decode_page
-from jalm.corpus.readers import Item, stem
+from jalm.corpus.items import Item, stem
 
 _HTML_TYPES = ("text/html", "application/xhtml+xml")
 _TEXT_TYPES = ("text/plain",)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from jalm.corpus.executors import add_executor_options
+from jalm.executors import add_executor_options
 
 EPILOG = """examples:
   jalm pack runs/demo/clean/kept --tokenizer runs/demo/tokenizer --out runs/demo/packed

@@ -2,7 +2,7 @@
 
 Each input file is a shard; a plain .jsonl file larger than `shard_bytes` is cut into byte ranges at
 line boundaries, one shard each (compressed files cannot be cut and stay whole). The jobs (packjob.py)
-run on the executors `jalm clean` uses (jalm.corpus.executors): inline, `workers` local processes, or
+run on the executors `jalm clean` uses (jalm.executors): inline, `workers` local processes, or
 Ray. A rerun into the same directory skips the shards whose marker is there, so a killed run resumes
 at shard granularity; shards packed from other inputs or with other settings are refused rather than
 mixed in. When every shard is done, meta.json sums them and lists the shards in order.
@@ -51,7 +51,7 @@ def pack(
     `max_doc_tokens`: longer documents are set aside and counted (0: no limit); empty ones are counted
     too. `threads`: SentencePiece threads per job (default: all cores with one local worker, else 1).
     """
-    from jalm.corpus.executors import Executor
+    from jalm.executors import Executor
     from jalm.tokenizer import load_sentencepiece
 
     if shard_bytes < 1:

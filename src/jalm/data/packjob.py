@@ -12,7 +12,7 @@ A byte range [start, end) owns the lines that begin inside it: it skips the line
 middle of (the previous range's last line) and reads past `end` to finish its own last line.
 
 The job is a plain function of a picklable `PackJob` and a progress callback, so it runs inline, in a
-local process pool or as a Ray task (jalm.corpus.executors).
+local process pool or as a Ray task (jalm.executors).
 """
 
 from __future__ import annotations

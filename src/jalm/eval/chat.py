@@ -1,7 +1,7 @@
 """The seed's tasks asked as instructions, for instruction-tuned models: `jsquad-chat` and `aio-chat`.
 
 Both are zero-shot: each question is one user message, and the prompt ids are
-`encode_conversation([user message], ..., add_generation_prompt=True)` (jalm.sft.template) with the
+`encode_conversation([user message], ..., add_generation_prompt=True)` (jalm.chat_template) with the
 model's chat template (`chat_template` in tokenizer_config.json, as `jalm export` writes it for an SFT
 run), so the model sees its prompt exactly as `jalm sft` trained it and `jalm serve` asks it: no `<s>`,
 the generation prompt (`システム: ` in LINE's format) at the end. A model without a template is asked in
@@ -24,10 +24,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from jalm.eval.tasks import AioChatConfig, JsquadChatConfig
+from typing import Any
 
 LINE_TEMPLATE_NOTE = "LINE (model has none)"
 
@@ -45,7 +42,7 @@ class ChatFormat:
 def chat_format(lm: Any) -> ChatFormat:
     """The model's chat template, else LINE's; `</s>` written by a template stands for its id."""
     from jalm.chat import model_chat_template
-    from jalm.sft.template import LINE_CHAT_TEMPLATE
+    from jalm.chat_template import LINE_CHAT_TEMPLATE
 
     template = model_chat_template(lm.tokenizer)
     eos_token, eos_id = lm.tokenizer.eos_token, lm.tokenizer.eos_token_id
@@ -57,7 +54,7 @@ def chat_format(lm: Any) -> ChatFormat:
 
 def user_prompt(lm: Any, fmt: ChatFormat, content: str) -> tuple[str, list[int]]:
     """(the rendered prompt, its ids) for one user message, ending with the generation prompt."""
-    from jalm.sft.template import encode_conversation, render
+    from jalm.chat_template import encode_conversation, render
 
     messages = [{"role": "user", "content": content}]
     ids, _ = encode_conversation(
@@ -73,21 +70,20 @@ def strip_reply(text: str) -> str:
 
 def evaluate_jsquad_chat(
     lm: Any,
-    config: JsquadChatConfig | None = None,
+    config: Any,
     limit: int | None = None,
     batch_size: int = 8,
     progress: bool = True,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Score `lm` on JSQuAD asked as an instruction (a JsquadChatConfig); (metrics, per-question records)."""
+    """Score `lm` on JSQuAD asked as an instruction; `config` is the task's JsquadChatConfig (jalm.eval.tasks,
+    which calls this: the configs sit above the code that runs them). (metrics, per-question records)."""
     from pathlib import Path
 
     from jalm.eval.generation import fit_prompt, greedy_until
     from jalm.eval.jsquad import DEFAULT_EVAL, STOP, answer_budget, fewshot_plan, load_squad, score_questions
     from jalm.eval.metrics import percent
-    from jalm.eval.tasks import JsquadChatConfig
     from jalm.resources import bundled
 
-    config = config or JsquadChatConfig()
     data_path = Path(config.data) if config.data else bundled(DEFAULT_EVAL)
     started = time.perf_counter()
     fmt = chat_format(lm)
@@ -117,21 +113,19 @@ def evaluate_jsquad_chat(
 
 def evaluate_aio_chat(
     lm: Any,
-    config: AioChatConfig | None = None,
+    config: Any,
     limit: int | None = None,
     batch_size: int = 8,
     progress: bool = True,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Score `lm` on AI王 asked as an instruction (an AioChatConfig); (metrics, per-question records)."""
+    """Score `lm` on AI王 asked as an instruction; `config` is the task's AioChatConfig. (metrics, records)."""
     from pathlib import Path
 
     from jalm.eval.aio import DEFAULT_DATA, load_aio, score_questions
     from jalm.eval.generation import fit_prompt, greedy_until
     from jalm.eval.metrics import percent
-    from jalm.eval.tasks import AioChatConfig
     from jalm.resources import bundled
 
-    config = config or AioChatConfig()
     data_path = Path(config.data) if config.data else bundled(DEFAULT_DATA)
     started = time.perf_counter()
     fmt = chat_format(lm)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 
 from jalm.errors import JalmError
-from jalm.export import export
 from jalm.export.gguf import QUANTS as GGUF_QUANTS
+from jalm.export.to_hf import export
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

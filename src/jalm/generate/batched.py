@@ -31,7 +31,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from jalm.generate import (
+from jalm.generate.generation import (
     PIPELINE_TEMPERATURE,
     BatchStreamer,
     Completion,

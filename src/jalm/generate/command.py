@@ -7,7 +7,7 @@ import sys
 import time
 
 from jalm.errors import JalmError
-from jalm.generate import (
+from jalm.generate.generation import (
     DEFAULT_MAX_NEW_TOKENS,
     PIPELINE_TEMPERATURE,
     PROMPT,

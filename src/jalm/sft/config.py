@@ -18,7 +18,7 @@ class SftOptions:
     data: list[str]
     val_data: list[str] | None = None  # held-out conversations; default: a content-hash split of `data`
     val_fraction: float = 0.05
-    chat_template: str | None = None  # a Jinja file; default LINE's format (sft/template.py)
+    chat_template: str | None = None  # a Jinja file; default LINE's format (chat_template.py)
     train_on_everything: bool = False  # the ablation: loss on prompts too
     batching: str = "padded"
     epochs: int = 3

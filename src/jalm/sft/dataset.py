@@ -24,8 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
+from jalm.chat_template import LINE_CHAT_TEMPLATE, encode_conversation
 from jalm.errors import JalmError
-from jalm.sft.template import LINE_CHAT_TEMPLATE, encode_conversation
 
 IGNORE = -100  # label of a token that is not learnt (PyTorch's and transformers' convention)
 BATCHING = ("packed", "padded")

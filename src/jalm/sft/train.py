@@ -18,6 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from jalm.chat_template import load_template
 from jalm.errors import JalmError
 from jalm.generate import context_length
 from jalm.io import write_atomic
@@ -34,7 +35,6 @@ from jalm.sft.dataset import (
     load_encoder,
     tokenize,
 )
-from jalm.sft.template import load_template
 from jalm.train import distributed as distrib
 from jalm.train.config import TrainConfig, grad_accum_for
 from jalm.train.trainer import RUN_CONFIG, MicroBatch, Task, Trainer

@@ -38,6 +38,7 @@ import os
 from dataclasses import dataclass, field
 
 from jalm.errors import JalmError
+from jalm.memory import machine_memory
 
 GIB = 1024**3
 # Refuse a run only when the estimate exceeds the device's memory by more than this: the estimate is
@@ -110,20 +111,6 @@ def gpu(spec: str) -> Hardware:
             raise JalmError(f"--gpu {spec}: unknown GPU; name one of {known}, or give its memory as NAME:GIB")
         memory = mib * 1024**2
     return Hardware(name, "cuda", memory, flops)
-
-
-def machine_memory() -> int:
-    """This machine's RAM (from the page count), or the container's cgroup limit when that is lower."""
-    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
-        try:
-            with open(path, encoding="ascii") as file:
-                limit = file.read().strip()
-        except OSError:
-            continue
-        if limit.isdigit():
-            memory = min(memory, int(limit))
-    return memory
 
 
 def local_hardware(device: str = "auto") -> Hardware:
