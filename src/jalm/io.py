@@ -5,6 +5,8 @@
   the final name's suffix, which picks the compression), is fsync'ed, and is renamed onto the final
   name with os.replace; a failed write leaves no temporary file behind. Resumable stages rely on it:
   a completion marker written last, atomically, means that every file written before it is whole.
+- `staged_directory`: the same for a directory (a model export): written in a hidden sibling and renamed
+  onto its final name only when the block succeeds, so a refused export leaves nothing that looks usable.
 - `open_compressed`: a .gz, .zst or plain file by its suffix, as text or bytes.
 """
 
@@ -13,6 +15,8 @@ from __future__ import annotations
 import gzip
 import io
 import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -54,6 +58,39 @@ def write_atomic(path: str | Path, data: bytes | str) -> None:
     """Write bytes, or str as UTF-8, to `path` atomically (see atomic_path)."""
     with atomic_path(path) as tmp:
         tmp.write_bytes(data.encode("utf-8") if isinstance(data, str) else data)
+
+
+STAGED_MARKERS = ("jalm.json", "config.json")  # an earlier export, which a new one may replace
+
+
+@contextmanager
+def staged_directory(path: str | Path) -> Iterator[Path]:
+    """Yield an empty hidden directory beside `path` (`.tmp-PID-NAME-XXXX`); when the block succeeds, it
+    replaces `path`; when it fails, it is deleted and `path` is left as it was.
+
+    `path` may be missing, an empty directory or an earlier export (it holds jalm.json or config.json);
+    anything else is refused before any work, so a user's directory is never deleted by mistake.
+    """
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise JalmError(f"{path}: exists and is not a directory")
+    if path.is_dir() and any(path.iterdir()) and not any((path / n).exists() for n in STAGED_MARKERS):
+        raise JalmError(f"{path}: not empty and not a model directory; choose another --out")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f"{TMP_PREFIX}{os.getpid()}-{path.name}-"))
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    old = None
+    if path.exists():  # moved aside first so that `path` is never half old, half new
+        old = Path(tempfile.mkdtemp(dir=path.parent, prefix=f"{TMP_PREFIX}old-{path.name}-"))
+        os.replace(path, old / path.name)
+    os.replace(tmp, path)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+    _fsync(path.parent, getattr(os, "O_DIRECTORY", None))
 
 
 def _fsync(path: Path, flags: int | None) -> None:

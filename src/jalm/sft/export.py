@@ -1,7 +1,10 @@
 """Export an instruction-tuning run: a plain Hugging Face directory that chats in the format it learnt.
 
 - weights: the base with the run's weights (LoRA merged into them), as model.safetensors; the merge is
-  verified: the exported model's logits equal the adapter model's (float32, atol 1e-5);
+  verified: the exported model's logits equal the adapter model's within float32 rounding at the logits'
+  scale (jalm.model.agreement: 64 ulps of max |logit|, at least 1e-5) unless `verify` is False;
+- everything is written to a hidden directory beside `out` and renamed to `out` only once verified, so a
+  refused export leaves nothing behind that looks usable (jalm.io.staged_directory);
 - `tokenizer_config.json` carries the run's `chat_template`, so `apply_chat_template(messages,
   tokenize=False, add_generation_prompt=True)` gives the string jalm trained on, and `</s>` written by the
   template is read as the end-of-sequence id (`split_special_tokens: false`, as for any chat model);
@@ -20,18 +23,21 @@ from pathlib import Path
 import torch
 
 from jalm.errors import JalmError
-from jalm.io import write_atomic
+from jalm.io import staged_directory, write_atomic
 
 TOKENIZER_FILES = ("spiece.model", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
 
 
 def export_sft(
-    run_dir: Path, run: dict, out: Path, checkpoint: Path | None, adapter_only: bool = False
+    run_dir: Path,
+    run: dict,
+    out: Path,
+    checkpoint: Path | None,
+    adapter_only: bool = False,
+    verify: bool = True,
 ) -> Path:
     from jalm.sft import base as sft_base
-    from jalm.sft.train import STATS_FILE
     from jalm.train import checkpoint as ckpt
-    from jalm.train.trainer import RUN_CONFIG
 
     source = checkpoint or ckpt.latest_checkpoint(run_dir)
     if source is None:
@@ -43,7 +49,16 @@ def export_sft(
     model = sft_base.build_model(run["base"], lora, torch.device("cpu"), seed)
     ckpt.load_checkpoint(source, model, None, frozen=lora is not None)
     model.eval()
-    out.mkdir(parents=True, exist_ok=True)
+    with staged_directory(out) as staging:
+        _write(run_dir, run, staging, source, model, lora, adapter_only, verify, shown=out)
+    return out
+
+
+def _write(run_dir, run, out, source, model, lora, adapter_only, verify, shown: Path) -> None:
+    from jalm.sft.train import STATS_FILE
+    from jalm.train import checkpoint as ckpt
+    from jalm.train.trainer import RUN_CONFIG
+
     probe = _probe_ids(model)
     with torch.no_grad():
         reference = model(input_ids=probe).logits  # the run's model, adapters unmerged
@@ -78,9 +93,8 @@ def export_sft(
     }
     text = json.dumps(provenance, indent=2, ensure_ascii=False) + "\n"
     write_atomic(out / "jalm.json", text)
-    if merged is not None:
-        verify_export(out, probe, reference)
-    return out
+    if merged is not None and verify:
+        verify_export(out, probe, reference, shown)
 
 
 def _write_portable_config(model, out: Path) -> None:
@@ -118,14 +132,21 @@ def _probe_ids(model) -> torch.Tensor:
     return torch.arange(3, 3 + min(48, vocab - 3)).unsqueeze(0)
 
 
-def verify_export(out: Path, probe: torch.Tensor, reference: torch.Tensor) -> float:
+def verify_export(
+    out: Path, probe: torch.Tensor, reference: torch.Tensor, shown: Path | None = None
+) -> float:
     """Reload the export with transformers' Auto class and demand the run's logits (adapters unmerged,
-    taken before the merge) within 1e-5 in float32; returns the largest difference."""
+    taken before the merge) within float32 rounding at their scale; returns the largest difference."""
     from transformers import AutoModelForCausalLM
+
+    from jalm.model.agreement import logits_difference
 
     exported = AutoModelForCausalLM.from_pretrained(out, dtype=torch.float32).eval()
     with torch.no_grad():
-        diff = (reference - exported(input_ids=probe).logits).abs().max().item()
-    if diff > 1e-5:
-        raise JalmError(f"{out}: exported model does not reproduce the run's logits (max diff {diff:.2e})")
+        diff, tolerance = logits_difference(reference, exported(input_ids=probe).logits)
+    if diff > tolerance:
+        raise JalmError(
+            f"{shown or out}: exported model does not reproduce the run's logits (max diff {diff:.2e}, "
+            f"tolerance {tolerance:.2e}); nothing was written (jalm export --no-verify skips the check)"
+        )
     return diff
