@@ -192,3 +192,20 @@ def test_clean_run_matches_in_memory_on_bundled_data(tmp_path: Path, sentences: 
 def _shard_listing(work: Path) -> list[tuple[int, str]]:
     plan = json.loads((work / "plan.json").read_text(encoding="utf-8"))
     return [(i, s["name"]) for i, s in enumerate(plan["shards"])]
+
+
+def test_rerun_resumes_after_the_last_finished_part(tmp_path: Path, sentences: list[str]) -> None:
+    """Parts with a marker are not redone; a part whose marker is missing (killed before it) is, and the
+    decisions come out the same."""
+    cfg = {**CFG, "memory": "100kB"}
+    shards = write_runs(tmp_path, generated(sentences, 1500, seed=2), 2, cfg)
+    first, counters = out_of_core(tmp_path, shards, cfg)
+    markers = sorted((tmp_path / "dedup").glob("*/*.json"))
+    stamps = {p: p.stat().st_mtime_ns for p in markers}
+    redo = [tmp_path / "dedup" / "near" / "b3.p1.json", tmp_path / "dedup" / "verified" / "k2.json"]
+    for path in [*redo, tmp_path / "dedup" / "counters.json"]:
+        path.unlink()
+    again, counters_again = out_of_core(tmp_path, shards, cfg)
+    assert again == first and counters_again == counters
+    rewritten = {p for p in markers if p.exists() and p.stat().st_mtime_ns != stamps[p]}
+    assert rewritten == set(redo)
