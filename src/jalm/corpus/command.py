@@ -87,6 +87,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="FILE",
         help="evaluation sets (.jsonl/.json/.tsv, .gz/.zst): reject documents sharing a 30-character n-gram with them",
     )
+    parser.add_argument(
+        "--memory-per-worker",
+        metavar="SIZE",
+        help="memory budget of each dedup process, e.g. 2GB or 512MB: the dedup steps cut their work into "
+        "parts that fit it, whatever the number of documents (default from the config's [dedup] memory: 2GB)",
+    )
+    parser.add_argument(
+        "--keep-intermediate",
+        action="store_true",
+        help="keep dedup's sorted key runs and pair files under DIR/.work/ after the run (removed by default)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
 
@@ -116,7 +127,8 @@ def summary_line(stats: dict[str, Any], out: Path) -> str:
 
 
 def input_overrides(args: argparse.Namespace) -> dict[str, Any]:
-    """The config keys that --extractor, --url-block/--url-allow, --split-mb, --pii and --decontaminate set."""
+    """The config keys that --extractor, --url-block/--url-allow, --split-mb, --pii, --decontaminate and
+    --memory-per-worker set."""
     out: dict[str, Any] = {}
     if getattr(args, "extractor", None):
         out["html"] = {"extractor": args.extractor}
@@ -130,6 +142,11 @@ def input_overrides(args: argparse.Namespace) -> dict[str, Any]:
         out["input"] = {"split_mb": args.split_mb}
     if getattr(args, "pii", None):
         out["pii"] = {"mode": args.pii}
+    if getattr(args, "memory_per_worker", None):
+        from jalm.corpus.dedup_runs import parse_bytes
+
+        parse_bytes(args.memory_per_worker)  # a mistake is one line now, not after pass 1
+        out["dedup"] = {"memory": args.memory_per_worker}
     if getattr(args, "decontaminate", None):
         out["decontaminate"] = {"files": [str(path.resolve()) for path in args.decontaminate]}
     return out
@@ -149,6 +166,7 @@ def run(args: argparse.Namespace) -> int:
         compress=args.compress,
         executor=args.executor,
         overwrite=args.overwrite,
+        keep_intermediate=args.keep_intermediate,
     )
     print(summary_line(stats, args.out))
     return 0

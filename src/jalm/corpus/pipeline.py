@@ -2,14 +2,14 @@
 
 1. filter (one job per shard): read, extract HTML, normalise, filter; write rejected/ and
    quarantine/; keep survivors and their dedup keys under DIR/.work/;
-2. group (one job per worker, each taking a share of the LSH bands and the exact hashes): find
-   duplicates across all shards from the key files, then join them (union-find) and pick the one
-   copy to keep;
+2. dedup (dedup_pairs.py: jobs per key range of each LSH band and of the exact hashes, per bucket of
+   candidate pairs, then one resolve job): find duplicates across all shards from the sorted runs of
+   keys, confirm them, join them (union-find) and pick the one copy to keep, in memory bounded by the
+   [dedup] memory budget per process;
 3. finish (one job per shard): write kept/ = survivors minus duplicates.
 
-Then stats.json, report.md and report.png. Passes 1 and 3 are resumable per shard (see shardjob.py):
-rerunning the same command after a crash redoes only the shards without a completion marker. Pass 2
-has no markers: it reads only the key files, and a resumed run groups them again.
+Then stats.json, report.md and report.png. Passes 1 and 3 are resumable per shard (see shardjob.py), pass 2
+per part: rerunning the same command after a crash redoes only what has no completion marker.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from jalm.corpus import dedup, shardjob
+from jalm.corpus import dedup_pairs, shardjob
 from jalm.corpus.config import CleanConfig
 from jalm.corpus.readers import Shard, plan_shards
 from jalm.corpus.refine import merge_refine
@@ -45,6 +45,7 @@ def clean(
     stages: list[Any] | None = None,
     report: bool = True,
     overwrite: bool = False,
+    keep_intermediate: bool = False,
 ) -> dict[str, Any]:
     """Clean `inputs` (JSONL/.gz/.zst, Parquet, text/HTML folders) into `out_dir`; return the stats.
 
@@ -52,6 +53,8 @@ def clean(
     and line), stats.json and report.md/report.png. `stages`: extra processors run after the
     filters, e.g. a HojiChar `Compose`. Rerunning with the same arguments resumes a killed run (or
     returns the finished run's stats); `overwrite=True` deletes an earlier run's outputs first.
+    Dedup's intermediate files (.work/keys, .work/dedup) are removed when the run completes, unless
+    `keep_intermediate`. The dedup memory budget per process is the config's [dedup] memory.
     """
     config = config or CleanConfig.load()
     if compress not in SUFFIXES:
@@ -76,7 +79,7 @@ def clean(
         from jalm.corpus.report import write_report
 
         write_report(out, stats)
-    cleanup(out / ".work", shards)
+    cleanup(out / ".work", shards, keep_intermediate)
     return stats
 
 
@@ -114,21 +117,24 @@ def _filter_pass(shards, out, config, compress, stages, runner, bar) -> None:
     runner.run(shardjob.filter_shard, jobs, bar, on_done=on_done)
 
 
-def _group_pass(shards, work, dedup_cfg, runner, bar) -> tuple[dict[str, dict[int, str]], dict[str, int]]:
-    """Pass 2: duplicates across all shards, by grouping keys; ({shard: {position: reason}}, counters)."""
+def _group_pass(shards, work, dedup_cfg, runner, bar) -> tuple[dict[str, Any], dict[str, int]]:
+    """Pass 2: duplicates across all shards, out of core (dedup_pairs.py); ({shard: drops}, counters).
+    Each step's parts run as jobs with their own markers, so a resumed run redoes only unfinished parts."""
+    done = work / "dedup_counters.json"
+    if done.exists():  # a finished run's dedup (its intermediate files may be gone)
+        return {}, _read_json(done)
     if not (dedup_cfg.get("exact", True) or dedup_cfg.get("near", True)):
         return {}, {}
     if bar is not None:
         bar.set_description_str("clean [dedup]")
     listing = [(s.index, s.name) for s in shards]
-    bands: list[Any] = ["exact"] if dedup_cfg.get("exact", True) else []
-    if dedup_cfg.get("near", True):
-        bands += list(range(dedup_cfg["bands"]))
-    # One job per worker, each grouping a share of the bands (a job opens each key file once).
-    n_jobs = max(1, min(runner.workers, len(bands)))
-    jobs = [dedup.GroupJob(work, listing, bands[i::n_jobs]) for i in range(n_jobs)]
-    results = [r for done in runner.run(dedup.group_bands, jobs) for r in done]
-    return dedup.resolve(work, listing, results, dedup_cfg)
+    plan = dedup_pairs.make_plan(work, listing, dedup_cfg, runner.workers)
+    for step in ("exact", "near", "bucket"):
+        runner.run(dedup_pairs.run_part, dedup_pairs.jobs(work, listing, plan, step))
+    [counters] = runner.run(dedup_pairs.resolve_job, [dedup_pairs.Part(work, listing, plan, "resolve")])
+    write_atomic(done, json.dumps(counters))
+    drops = {s.name: dedup_pairs.ShardDrops(work, listing, s.index, plan) for s in shards}
+    return drops, counters
 
 
 def _finish_pass(shards, out, config, compress, by_shard, runner, bar) -> None:
@@ -217,14 +223,20 @@ def remove_outputs(out: Path) -> None:
             path.unlink()
 
 
-def cleanup(work: Path, shards: list[Shard]) -> None:
-    """Survivor files are no longer needed once their kept shard is written; keys stay for reports."""
+def cleanup(work: Path, shards: list[Shard], keep_intermediate: bool = False) -> None:
+    """Survivor files are no longer needed once their kept shard is written, nor, once every kept shard
+    is, dedup's keys and pairs (kept with `keep_intermediate`)."""
     for shard in shards:
         if (work / "pass3" / f"{shard.name}.json").exists():
             (work / "candidates" / f"{shard.name}.jsonl").unlink(missing_ok=True)
     candidates = work / "candidates"
     if candidates.exists() and not any(candidates.iterdir()):
         shutil.rmtree(candidates)
+    finished = all((work / "pass3" / f"{shard.name}.json").exists() for shard in shards)
+    if finished and not keep_intermediate:
+        for name in ("keys", "dedup"):
+            if (work / name).exists():
+                shutil.rmtree(work / name)
 
 
 def merge_stats(shards, pass1, pass3, counters, config, workers, executor) -> dict[str, Any]:

@@ -22,6 +22,7 @@ import shutil
 import sys
 import time
 from collections import Counter, defaultdict
+from collections.abc import Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +30,7 @@ from typing import IO, Any
 
 from jalm.corpus import dedup
 from jalm.corpus.config import CleanConfig
+from jalm.corpus.dedup_runs import RunWriter
 from jalm.corpus.features import Features, lookup_table
 from jalm.corpus.filters import FILTERS
 from jalm.corpus.html import extract_main_text, is_html
@@ -74,7 +76,7 @@ class FinishJob:
     name: str
     compress: str
     text_field: str
-    drops: dict[int, str] = field(default_factory=dict)
+    drops: Mapping[int, str] = field(default_factory=dict)  # dedup_pairs.ShardDrops in a clean run
 
 
 def tune_allocator() -> None:
@@ -142,7 +144,7 @@ def filter_shard(job: FilterJob, report: Report = ignore_report) -> dict[str, An
     work = out / ".work"
     config = CleanConfig(job.settings)
     judge = Judge(config, load_stages(config.settings.get("stages", []), job.stages))
-    keys = _DedupKeys(config.section("dedup"))
+    keys = _DedupKeys(config.section("dedup"), work, shard.name, shard.index)
     stats = _pass1_stats(shard)
     ticker = _Ticker(report)
     quarantine = out / "quarantine" / f"{shard.name}.jsonl"
@@ -300,30 +302,28 @@ class Judge:
 
 
 class _DedupKeys:
-    """The dedup keys of a shard's survivors, in order: ids, exact hashes, MinHash signatures, sizes."""
+    """The dedup keys of a shard's survivors, in order: exact hashes and MinHash signatures go to sorted
+    runs on disk as they come (dedup_runs.RunWriter, at most the budget's share buffered), sizes stay."""
 
-    def __init__(self, cfg: dict[str, Any]) -> None:
+    def __init__(self, cfg: dict[str, Any], work: Path, name: str, index: int) -> None:
         self.cfg = cfg
         self.num_hashes = cfg.get("bands", 16) * cfg.get("rows", 8)
-        self.ids: list[str] = []
-        self.exact: list[int] = []
-        self.sigs: list[Any] = []
+        self.runs = RunWriter(work / "keys", name, index, cfg)
         self.n_bytes: list[int] = []
 
     def add(self, doc_id: str, text: str, features: Features | None, n_bytes: int) -> None:
         self.n_bytes.append(n_bytes)
-        self.ids.append(doc_id)
-        self.exact.append(dedup.exact_hash(text, features.codes if features is not None else None))
+        exact = dedup.exact_hash(text, features.codes if features is not None else None)
+        sig = None
         if self.cfg.get("near", True):
             features = features or Features(text)
             ngrams = features.ngram_hashes(self.cfg.get("ngram", 5))
-            self.sigs.append(dedup.signature(ngrams, self.num_hashes, self.cfg.get("seed", 0)))
-        else:
-            self.sigs.append(None)
+            sig = dedup.signature(ngrams, self.num_hashes, self.cfg.get("seed", 0))
+        self.runs.add(doc_id, exact, sig)
 
     def write(self, work: Path, name: str) -> None:
-        """The key files of dedup.write_keys, and the survivors' sizes for pass 3's byte counts."""
-        dedup.write_keys(work, name, self.ids, self.exact, self.sigs, self.cfg)
+        """The last run and the manifest, and the survivors' sizes for pass 3's byte counts."""
+        self.runs.close()
         write_atomic(work / "keys" / f"{name}.bytes.json", json.dumps(self.n_bytes))
 
 
