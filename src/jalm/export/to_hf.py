@@ -54,12 +54,16 @@ def export(
     model.save_pretrained(out, safe_serialization=True)
     write_atomic(out / "config.json", json.dumps(portable_config_dict(config), indent=2) + "\n")
     tokenizer_dir = Path(run["data"]) / "tokenizer"
-    if not (tokenizer_dir / "spiece.model").exists():
-        raise JalmError(
-            f"{tokenizer_dir}: tokenizer of the training data not found (needed beside the weights)"
-        )
-    shutil.copy2(tokenizer_dir / "spiece.model", out / "spiece.model")
-    write_hf_tokenizer_files(out / "spiece.model", out, model_max_length=preset.max_positions)
+    if preset.source is not None and (tokenizer_dir / "tokenizer_config.json").is_file():
+        # Continued pretraining of a model directory: its tokenizer files, exactly as they were.
+        copy_tokenizer_files(tokenizer_dir, out)
+    else:
+        if not (tokenizer_dir / "spiece.model").exists():
+            raise JalmError(
+                f"{tokenizer_dir}: tokenizer of the training data not found (needed beside the weights)"
+            )
+        shutil.copy2(tokenizer_dir / "spiece.model", out / "spiece.model")
+        write_hf_tokenizer_files(out / "spiece.model", out, model_max_length=preset.max_positions)
     training = out / "training"
     training.mkdir(exist_ok=True)
     for name in ("metrics.jsonl", "loss.png", RUN_CONFIG):
@@ -72,6 +76,7 @@ def export(
     provenance = {
         "preset": preset.name,
         "layout": preset.layout,
+        "init_from": run.get("config", {}).get("init_from"),
         "params": count_parameters(model),
         "steps": state["step"],
         "tokens": state["tokens_seen"],
@@ -84,6 +89,18 @@ def export(
     if verify:
         _verify(model, out)
     return out
+
+
+def copy_tokenizer_files(tokenizer_dir: Path, out: Path) -> list[str]:
+    """Copy a base model's tokenizer files byte for byte (what `jalm pack` took from the model directory)."""
+    from jalm.data.packing import MODEL_DIR_TOKENIZER_FILES
+
+    copied = []
+    for name in MODEL_DIR_TOKENIZER_FILES:
+        if (tokenizer_dir / name).is_file() and name != "jalm_extend.json":
+            shutil.copy2(tokenizer_dir / name, out / name)
+            copied.append(name)
+    return copied
 
 
 def _verify(model, out: Path) -> None:
