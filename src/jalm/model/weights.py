@@ -51,12 +51,49 @@ def read_state_dict(model_dir: str | Path) -> dict[str, torch.Tensor]:
     return state
 
 
-def load_weights(model: torch.nn.Module, model_dir: str | Path, hint: str = "") -> list[str]:
+def grow_embeddings(
+    theirs: dict[str, torch.Tensor],
+    ours: dict[str, torch.Tensor],
+    names: dict[str, str],
+    splits: dict[int, list[int]],
+) -> None:
+    """Vocabulary expansion: give the embedding (and untied output) matrices the model's rows, each new id's
+    row the mean of the base rows its text splits into (`splits`, from `jalm tokenizer extend`); rows
+    without a split keep the model's own (seeded random) initialisation. A tied output layer is the
+    embedding, so it gets the same mean rows; an untied one gets the mean of its own rows."""
+    for their_name, our_name in names.items():
+        old, current = theirs[their_name], ours[our_name]
+        grown = current.detach().to("cpu", old.dtype).clone()
+        grown[: min(len(grown), len(old))] = old[: len(grown)]
+        for new_id, ids in splits.items():
+            if (
+                ids
+            ):  # a piece whose text the base cannot encode keeps zeros (never happens with byte fallback)
+                grown[new_id] = old[torch.tensor(ids)].float().mean(0).to(old.dtype)
+        theirs[their_name] = grown
+
+
+def load_weights(
+    model: torch.nn.Module, model_dir: str | Path, hint: str = "", splits: dict[int, list[int]] | None = None
+) -> list[str]:
     """Copy a directory's weights into `model` (same architecture and shapes). Names without the base
     prefix (GPT-2's `h.0...` for `transformer.h.0...`) are matched too; a tied output layer needs no
-    tensor of its own. Returns the buffers skipped; any other extra or missing tensor is an error."""
+    tensor of its own. With `splits` (an extended tokenizer) the vocabulary matrices grow to the model's
+    rows (grow_embeddings). Returns the buffers skipped; any other extra or missing tensor is an error."""
     path = Path(model_dir)
     theirs = read_state_dict(path)
+    if splits is not None:
+        vocab = {id(model.get_input_embeddings().weight)}
+        if model.get_output_embeddings() is not None:
+            vocab.add(id(model.get_output_embeddings().weight))
+        base_prefix = getattr(model, "base_model_prefix", "") + "."
+        names: dict[str, str] = {}
+        for name, param in model.named_parameters(remove_duplicate=False):
+            if id(param) in vocab:
+                for candidate in (name, name.removeprefix(base_prefix)):
+                    if candidate in theirs and candidate not in names:
+                        names[candidate] = name
+        grow_embeddings(theirs, dict(model.named_parameters(remove_duplicate=False)), names, splits)
     prefix = getattr(model, "base_model_prefix", "") + "."
     ours = model.state_dict()
     output = model.get_output_embeddings()

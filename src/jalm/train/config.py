@@ -43,6 +43,9 @@ class TrainConfig:
     # Continued pretraining: start from the weights of a Hugging Face directory of the preset's shape
     # (GPT-2 or GPT-NeoX layout), e.g. a published LINE model on disk.
     init_from: str | None = None
+    # With a tokenizer from `jalm tokenizer extend`: each new embedding row starts as the mean of the base
+    # rows its text splits into ("mean", Swallow's), or keeps the seeded random init ("random").
+    new_rows_init: str = "mean"
     tensorboard: bool = False  # the same as trackers="tensorboard"
     # Experiment trackers, comma-separated: tensorboard, wandb, mlflow (W&B and MLflow are extras).
     trackers: str = ""
@@ -86,6 +89,8 @@ class TrainConfig:
             raise JalmError(f"unknown schedule {self.schedule!r}; choose cosine, inverse_sqrt or constant")
         if self.dtype not in ("auto", "float32", "bfloat16"):
             raise JalmError(f"unknown dtype {self.dtype!r}; choose auto, float32 or bfloat16")
+        if self.new_rows_init not in ("mean", "random"):
+            raise JalmError(f"unknown new_rows_init {self.new_rows_init!r}; choose mean or random")
         if self.spike_action not in ("skip", "rollback", "off"):
             raise JalmError(f"unknown spike_action {self.spike_action!r}; choose skip, rollback or off")
         from jalm.train.trackers import check_installed, tracker_names

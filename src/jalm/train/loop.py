@@ -174,14 +174,16 @@ def _sampler(cfg: TrainConfig, datasets: list) -> tuple[MixtureSampler, list]:
     return sampler, [[d.source.name, c, n] for d, c, n in zip(datasets, sampler.counts, windows)]
 
 
-def _initial_model(cfg: TrainConfig, preset, config, device: torch.device) -> torch.nn.Module:
+def _initial_model(
+    cfg: TrainConfig, preset, config, device: torch.device, splits: dict | None = None
+) -> torch.nn.Module:
     """The preset's model on `device`, seeded initialisation, or the weights of `--init-from`."""
     torch.manual_seed(cfg.seed)
     model = build_model(config, device)
     generator = torch.Generator(device).manual_seed(cfg.seed)
     init_weights(model, preset.hidden, preset.layers, cfg.init, generator=generator)
     if cfg.init_from:
-        load_hf_weights(model, cfg.init_from)
+        load_hf_weights(model, cfg.init_from, splits)
     return model
 
 
@@ -253,7 +255,10 @@ def train(
     distrib.barrier()
 
     config = hf_config(preset, meta["vocab_size"])
-    model = _initial_model(cfg, preset, config, env.device)
+    splits = extension_splits(datasets[0].source.path / "tokenizer") if cfg.init_from else None
+    if splits is not None and cfg.new_rows_init == "random":
+        splits = {}  # new rows keep the seeded random init (the ablation in benchmarks/vocab_extend.py)
+    model = _initial_model(cfg, preset, config, env.device, splits)
     n_params = count_parameters(model)
     source = WindowSource(datasets, sampler, cfg.seq_len, cfg.micro_batch_size, grad_accum, env)
     per_step = cfg.micro_batch_size * grad_accum * env.world_size
@@ -281,7 +286,9 @@ def train(
     return Trainer(cfg, run_dir, env, task, grad_accum, parallel, progress).fit()
 
 
-def load_hf_weights(model: torch.nn.Module, hf_dir: str | Path) -> None:
+def load_hf_weights(
+    model: torch.nn.Module, hf_dir: str | Path, splits: dict[int, list[int]] | None = None
+) -> None:
     """Copy the weights of a Hugging Face directory into `model`, demanding the same architecture and shapes.
 
     safetensors or `pytorch_model.bin` (read with weights_only=True: no pickled code runs), see
@@ -294,7 +301,22 @@ def load_hf_weights(model: torch.nn.Module, hf_dir: str | Path) -> None:
     architecture = (config.get("architectures") or [None])[0]
     if architecture != type(model).__name__:
         raise JalmError(f"{path}: a {architecture}, but the preset builds a {type(model).__name__}")
-    load_weights(model, path, hint="pick the matching --preset, or leave --preset out to keep the base's")
+    load_weights(
+        model,
+        path,
+        hint="pick the matching --preset, or leave --preset out to keep the base's",
+        splits=splits,
+    )
+
+
+def extension_splits(data_tokenizer: Path) -> dict[int, list[int]] | None:
+    """New id → base ids, when the data was packed with `jalm tokenizer extend`'s tokenizer."""
+    from jalm.tokenizer.extend import EXTEND_FILE
+
+    path = data_tokenizer / EXTEND_FILE
+    if not path.is_file():
+        return None
+    return {int(k): v for k, v in json.loads(path.read_text(encoding="utf-8"))["splits"].items()}
 
 
 def check_base_tokenizer(base_dir: str | Path, data_tokenizer: Path) -> None:
