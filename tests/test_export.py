@@ -230,6 +230,9 @@ def test_vllm_check_finds_what_vllm_would_get_wrong(tiny_model_dir, tmp_path):
     assert any(m.startswith("error: weights: 1 tensors missing") and "attention.dense" in m for m in messages)
     assert any(m.startswith("warning: generation_config.json sets temperature") for m in messages)
     config = json.loads((broken / "config.json").read_text())
-    config["architectures"] = ["LlamaForCausalLM"]
+    config["architectures"] = ["LlamaForCausalLM"]  # a family jalm knows, but not this model_type
     (broken / "config.json").write_text(json.dumps(config))
-    assert check_vllm(broken)[0].message.startswith("config.json: architectures ['LlamaForCausalLM']")
+    assert check_vllm(broken)[0].message == "config.json: model_type 'gpt_neox' ≠ 'llama'"
+    config["architectures"] = ["MambaForCausalLM"]
+    (broken / "config.json").write_text(json.dumps(config))
+    assert check_vllm(broken)[0].message.startswith("config.json: architectures ['MambaForCausalLM']")

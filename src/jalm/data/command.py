@@ -23,7 +23,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("inputs", nargs="+", help="JSONL(.gz/.zst) files or directories of them")
-    parser.add_argument("--tokenizer", required=True, help="directory with spiece.model")
+    parser.add_argument(
+        "--tokenizer",
+        required=True,
+        help="tokenizer or model directory with a SentencePiece model (spiece.model or tokenizer.model)",
+    )
     parser.add_argument("--out", required=True, help="output directory")
     parser.add_argument(
         "--val-fraction", type=float, default=0.01, help="share of documents held out (default 0.01)"

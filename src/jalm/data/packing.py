@@ -52,13 +52,13 @@ def pack(
     too. `threads`: SentencePiece threads per job (default: all cores with one local worker, else 1).
     """
     from jalm.executors import Executor
-    from jalm.tokenizer import load_sentencepiece
+    from jalm.tokenizer import load_sentencepiece, tokenizer_model_file
 
     if shard_bytes < 1:
         raise JalmError(f"shard_bytes must be at least 1, got {shard_bytes}")
     files = list(dict.fromkeys(p.resolve() for p in expand_inputs(inputs)))
     sp = load_sentencepiece(tokenizer_dir)
-    model_file = Path(tokenizer_dir) / "spiece.model"
+    model_file = tokenizer_model_file(tokenizer_dir)
     vocab = sp.get_piece_size()
     out = Path(out_dir)
     settings = {
@@ -89,11 +89,35 @@ def pack(
     tok_out = out / "tokenizer"
     if tok_out.resolve() != Path(tokenizer_dir).resolve():
         shutil.rmtree(tok_out, ignore_errors=True)
-        shutil.copytree(tokenizer_dir, tok_out)
+        _copy_tokenizer(Path(tokenizer_dir), tok_out)
     for name in ("train.bin", "val.bin"):  # a format-1 pack that was here: meta.json no longer names it
         (out / name).unlink(missing_ok=True)
     write_atomic(out / META_FILE, json.dumps(meta, indent=2, ensure_ascii=False) + "\n")
     return meta
+
+
+# The tokenizer files of a model directory (a base for continued pretraining); its weights stay behind.
+MODEL_DIR_TOKENIZER_FILES = (
+    "spiece.model",
+    "tokenizer.model",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "added_tokens.json",
+    "chat_template.jinja",
+    "jalm_extend.json",
+)
+
+
+def _copy_tokenizer(tokenizer_dir: Path, tok_out: Path) -> None:
+    """A tokenizer directory is copied whole; of a model directory, only its tokenizer files, byte for byte."""
+    if not (tokenizer_dir / "config.json").exists():
+        shutil.copytree(tokenizer_dir, tok_out)
+        return
+    tok_out.mkdir(parents=True)
+    for name in MODEL_DIR_TOKENIZER_FILES:
+        if (tokenizer_dir / name).is_file():
+            shutil.copy2(tokenizer_dir / name, tok_out / name)
 
 
 def plan_jobs(

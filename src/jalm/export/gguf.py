@@ -37,11 +37,11 @@ import json
 import sys
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from jalm.errors import JalmError
+from jalm.model.families import Tensor, family
 from jalm.tokenizer import exactness_problems
 
 if TYPE_CHECKING:
@@ -63,16 +63,6 @@ DIFFERENCES = (
 )
 # Buffers transformers may keep in a checkpoint that are not weights.
 _BUFFERS = ("attn.bias", "attn.masked_bias", "attention.bias", "attention.masked_bias", "rotary_emb.inv_freq")
-
-
-@dataclass(frozen=True)
-class Tensor:
-    """One GGUF tensor: its name, the checkpoint tensor it comes from, and how it is rearranged."""
-
-    name: str
-    source: str
-    transpose: bool = False  # GPT-2's Conv1D stores (in, out); ggml wants (out, in) like a Linear layer
-    qkv_heads: int = 0  # GPT-NeoX's fused QKV, interleaved per head: regroup into all Q, all K, all V
 
 
 def add_tokenizer(writer, model: str, tokens: list, scores: list, types: list, specials: dict) -> None:
@@ -224,90 +214,14 @@ def _chat_template(model_dir: Path) -> str | None:
 
 
 def _plan(config: dict, model_dir: Path) -> tuple[str, list[Tensor]]:
-    """The GGUF architecture and its tensors, for the layouts jalm trains; anything else is an error."""
+    """The GGUF architecture and its tensors, as the model's family maps them; anything else is an error."""
     kind = config.get("model_type")
-    if kind == "gpt2":
-        return "gpt2", _gpt2_plan(config, model_dir)
-    if kind == "gpt_neox":
-        return "gptneox", _neox_plan(config, model_dir)
-    raise JalmError(f"{model_dir}: model_type {kind!r}; GGUF export knows gpt2 and gpt_neox (jalm's layouts)")
-
-
-def _check_gelu(activation: str | None, model_dir: Path) -> None:
-    # llama.cpp's GELU is the tanh approximation: exactly "gelu_new", within ~1e-3 of the exact "gelu".
-    if activation not in ("gelu", "gelu_new", "gelu_pytorch_tanh"):
-        raise JalmError(f"{model_dir}: activation {activation!r}; llama.cpp's gpt2/gptneox use GELU")
-
-
-def _gpt2_plan(config: dict, model_dir: Path) -> list[Tensor]:
-    _check_gelu(config.get("activation_function"), model_dir)
-    if config.get("scale_attn_by_inverse_layer_idx") or config.get("reorder_and_upcast_attn"):
-        raise JalmError(f"{model_dir}: GPT-2 attention variants llama.cpp does not implement")
-    if config.get("scale_attn_weights") is False:
-        raise JalmError(f"{model_dir}: unscaled GPT-2 attention; llama.cpp scales by 1/sqrt(head size)")
-
-    plan = [
-        Tensor("token_embd.weight", "transformer.wte.weight"),
-        Tensor("position_embd.weight", "transformer.wpe.weight"),
-    ]
-    for i in range(config["n_layer"]):
-        hf, blk = f"transformer.h.{i}.", f"blk.{i}."
-        for ours, theirs, conv1d in (
-            ("attn_norm", "ln_1", False),
-            ("attn_qkv", "attn.c_attn", True),
-            ("attn_output", "attn.c_proj", True),
-            ("ffn_norm", "ln_2", False),
-            ("ffn_up", "mlp.c_fc", True),
-            ("ffn_down", "mlp.c_proj", True),
-        ):
-            plan.append(Tensor(f"{blk}{ours}.weight", f"{hf}{theirs}.weight", transpose=conv1d))
-            plan.append(Tensor(f"{blk}{ours}.bias", f"{hf}{theirs}.bias"))
-    plan += [
-        Tensor("output_norm.weight", "transformer.ln_f.weight"),
-        Tensor("output_norm.bias", "transformer.ln_f.bias"),
-    ]
-    if not config.get("tie_word_embeddings", True):
-        plan.append(Tensor("output.weight", "lm_head.weight"))
-    return plan  # tied: llama.cpp's gpt2 reads token_embd as the output matrix
-
-
-def _neox_plan(config: dict, model_dir: Path) -> list[Tensor]:
-    _check_gelu(config.get("hidden_act"), model_dir)
-    if config.get("attention_bias") is False:
-        raise JalmError(f"{model_dir}: GPT-NeoX without attention biases; llama.cpp's gptneox needs them")
-    heads = config["num_attention_heads"]
-    plan = [Tensor("token_embd.weight", "gpt_neox.embed_in.weight")]
-    for i in range(config["num_hidden_layers"]):
-        hf, blk = f"gpt_neox.layers.{i}.", f"blk.{i}."
-        for ours, theirs in (
-            ("attn_norm", "input_layernorm"),
-            ("attn_qkv", "attention.query_key_value"),
-            ("attn_output", "attention.dense"),
-            ("ffn_norm", "post_attention_layernorm"),
-            ("ffn_up", "mlp.dense_h_to_4h"),
-            ("ffn_down", "mlp.dense_4h_to_h"),
-        ):
-            regroup = heads if ours == "attn_qkv" else 0
-            plan.append(Tensor(f"{blk}{ours}.weight", f"{hf}{theirs}.weight", qkv_heads=regroup))
-            plan.append(Tensor(f"{blk}{ours}.bias", f"{hf}{theirs}.bias", qkv_heads=regroup))
-    tied = config.get("tie_word_embeddings", True)
-    plan += [
-        Tensor("output_norm.weight", "gpt_neox.final_layer_norm.weight"),
-        Tensor("output_norm.bias", "gpt_neox.final_layer_norm.bias"),
-        # llama.cpp's gptneox has no tied fallback: the embedding is written a second time
-        Tensor("output.weight", "gpt_neox.embed_in.weight" if tied else "embed_out.weight"),
-    ]
-    return plan
-
-
-def _rotary(config: dict) -> tuple[float, float]:
-    """(fraction of each head that rotates, base), from either spelling transformers 4 and 5 write."""
-    rope = config.get("rope_parameters") or {}
-    if rope.get("rope_type", "default") != "default" or config.get("rope_scaling"):
-        raise JalmError("rope scaling is not exported to GGUF (jalm's presets use plain rotary)")
-    fraction = rope.get("partial_rotary_factor", config.get("rotary_pct", 1.0))
-    base = rope.get("rope_theta", config.get("rotary_emb_base", 10000))
-    return float(fraction), float(base)
+    fam = family(kind, str(model_dir))
+    if fam.model_type != kind:
+        raise JalmError(
+            f"{model_dir}: model_type {kind!r}; GGUF export knows {fam.model_type!r}, not its kin"
+        )
+    return fam.gguf_arch, fam.gguf_tensors(config, model_dir)
 
 
 def _add_metadata(writer, config: dict, model_dir: Path, quant: str) -> None:
@@ -321,26 +235,7 @@ def _add_metadata(writer, config: dict, model_dir: Path, quant: str) -> None:
     writer.add_file_type(_file_type(quant))
     writer.add_quantization_version(gguf.GGML_QUANT_VERSION)
     writer.add_license("apache-2.0")
-    if config["model_type"] == "gpt2":
-        hidden = config["n_embd"]
-        writer.add_context_length(config["n_positions"])
-        writer.add_embedding_length(hidden)
-        writer.add_block_count(config["n_layer"])
-        writer.add_feed_forward_length(config.get("n_inner") or 4 * hidden)
-        writer.add_head_count(config["n_head"])
-        writer.add_layer_norm_eps(config["layer_norm_epsilon"])
-    else:
-        hidden, heads = config["hidden_size"], config["num_attention_heads"]
-        fraction, base = _rotary(config)
-        writer.add_context_length(config["max_position_embeddings"])
-        writer.add_embedding_length(hidden)
-        writer.add_block_count(config["num_hidden_layers"])
-        writer.add_feed_forward_length(config["intermediate_size"])
-        writer.add_head_count(heads)
-        writer.add_rope_dimension_count(int(fraction * (hidden // heads)))
-        writer.add_rope_freq_base(base)
-        writer.add_parallel_residual(bool(config.get("use_parallel_residual", True)))
-        writer.add_layer_norm_eps(config["layer_norm_eps"])
+    family(config["model_type"]).gguf_metadata(writer, config)
     for key in ("preset", "steps", "tokens"):
         if key in provenance:
             writer.add_string(f"jalm.{key}", str(provenance[key]))
@@ -433,6 +328,10 @@ class _WeightReader:
         array = self._torch(tensor.source).float().numpy()
         if tensor.transpose:
             array = array.T
+        if tensor.rope_heads:  # as convert_hf_to_gguf.py's LlamaModel.permute
+            heads = tensor.rope_heads
+            array = array.reshape(heads, 2, array.shape[0] // heads // 2, *array.shape[1:])
+            array = array.swapaxes(1, 2).reshape(-1, *array.shape[3:])
         if tensor.qkv_heads:
             rows = array.shape[0]
             grouped = array.reshape(tensor.qkv_heads, 3, rows // (3 * tensor.qkv_heads), *array.shape[1:])

@@ -54,7 +54,10 @@ def export(
     ckpt.load_checkpoint(source, model, None)
     model.eval()
     tokenizer_dir = Path(run["data"]) / "tokenizer"
-    if not (tokenizer_dir / "spiece.model").exists():
+    if (
+        not (preset.source is not None and (tokenizer_dir / "tokenizer_config.json").is_file())
+        and not (tokenizer_dir / "spiece.model").exists()
+    ):
         raise JalmError(
             f"{tokenizer_dir}: tokenizer of the training data not found (needed beside the weights)"
         )
@@ -75,8 +78,12 @@ def _write(run_dir, run, out, source, state, preset, config, model, tokenizer_di
 
     model.save_pretrained(out, safe_serialization=True)
     write_atomic(out / "config.json", json.dumps(portable_config_dict(config), indent=2) + "\n")
-    shutil.copy2(tokenizer_dir / "spiece.model", out / "spiece.model")
-    write_hf_tokenizer_files(out / "spiece.model", out, model_max_length=preset.max_positions)
+    if preset.source is not None and (tokenizer_dir / "tokenizer_config.json").is_file():
+        # Continued pretraining of a model directory: its tokenizer files, exactly as they were.
+        copy_tokenizer_files(tokenizer_dir, out)
+    else:
+        shutil.copy2(tokenizer_dir / "spiece.model", out / "spiece.model")
+        write_hf_tokenizer_files(out / "spiece.model", out, model_max_length=preset.max_positions)
     training = out / "training"
     training.mkdir(exist_ok=True)
     for name in ("metrics.jsonl", "loss.png", RUN_CONFIG):
@@ -87,6 +94,7 @@ def _write(run_dir, run, out, source, state, preset, config, model, tokenizer_di
     provenance = {
         "preset": preset.name,
         "layout": preset.layout,
+        "init_from": run.get("config", {}).get("init_from"),
         "params": count_parameters(model),
         "steps": state["step"],
         "tokens": state["tokens_seen"],
@@ -96,6 +104,18 @@ def _write(run_dir, run, out, source, state, preset, config, model, tokenizer_di
         "train_config": run.get("config", {}),
     }
     write_atomic(out / "jalm.json", json.dumps(provenance, indent=2, ensure_ascii=False) + "\n")
+
+
+def copy_tokenizer_files(tokenizer_dir: Path, out: Path) -> list[str]:
+    """Copy a base model's tokenizer files byte for byte (what `jalm pack` took from the model directory)."""
+    from jalm.data.packing import MODEL_DIR_TOKENIZER_FILES
+
+    copied = []
+    for name in MODEL_DIR_TOKENIZER_FILES:
+        if (tokenizer_dir / name).is_file() and name != "jalm_extend.json":
+            shutil.copy2(tokenizer_dir / name, out / name)
+            copied.append(name)
+    return copied
 
 
 def _verify(model, written: Path, out: Path) -> None:

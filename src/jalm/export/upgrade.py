@@ -44,7 +44,7 @@ def upgrade_tokenizer_config(model_dir: Path) -> list[str]:
 
 
 def upgrade_model_config(model_dir: Path) -> list[str]:
-    from jalm.model.build import ROTARY_BASE
+    from jalm.model.families.common import ROTARY_BASE
 
     path = model_dir / "config.json"
     config = _read_json(path)

@@ -1,4 +1,4 @@
-"""`jalm export MODEL_DIR --check vllm`: does a model directory meet what vLLM reads for GPT-2 and GPT-NeoX?
+"""`jalm export MODEL_DIR --check vllm`: does a model directory meet what vLLM reads for its architecture?
 
 vLLM has its own implementation of both architectures and its own weight loader; a directory that
 transformers loads can still fail there, or, worse, load and compute something else. What is checked here
@@ -21,31 +21,29 @@ check on a GPU):
 - Tokenizer: vLLM uses tokenizer.json (the fast tokenizer); `</s>` must be id 2 as the configs say; the chat
   endpoint needs a `chat_template`.
 
-Only JSON and the safetensors headers are read: no weights are loaded and torch is not needed.
+- Llama: vLLM's `llama.py` loader expects `model.layers.N.self_attn.{q,k,v,o}_proj` and
+  `mlp.{gate,up,down}_proj`, skips `lm_head.weight` when tied; K/V heads must divide the heads;
+  transformers 4.x reads `rope_theta` (5.x `rope_parameters`).
+
+What each architecture expects lives in its family (jalm.model.families: `vllm_weights`,
+`vllm_architecture`, `vllm_rename`); this module applies them. Only JSON and the safetensors headers are
+read: no weights are loaded and torch is not needed.
 """
 
 from __future__ import annotations
 
 import json
 import struct
-from dataclasses import dataclass
 from pathlib import Path
 
 from jalm.errors import JalmError
+from jalm.model.families import FAMILIES, Finding, family
 
-ARCHITECTURES = {"GPT2LMHeadModel": "gpt2", "GPTNeoXForCausalLM": "gpt_neox"}
-FLASH_ATTENTION_HEAD_SIZES = (32, 64, 96, 128, 160, 192, 224, 256)
-# vLLM's get_act_fn names (the ones these architectures use)
-ACTIVATIONS = {"gelu", "gelu_new", "gelu_fast", "gelu_pytorch_tanh", "quick_gelu", "relu"}
+ARCHITECTURES = {f.architecture: f.model_type for f in FAMILIES.values()}
 VLLM_SAMPLING_DEFAULTS = ("temperature", "top_p", "top_k", "min_p", "repetition_penalty", "max_new_tokens")
 # Tensors HF checkpoints may hold that vLLM's loaders skip on purpose.
 SKIPPED_SUFFIXES = (".attn.bias", ".attn.masked_bias", "attention.bias", "attention.masked_bias", "inv_freq")
-
-
-@dataclass(frozen=True)
-class Finding:
-    level: str  # "error": vLLM would refuse it or compute another model; "warning": works, but see why
-    message: str
+__all__ = ["Finding", "check_vllm"]
 
 
 def _json(path: Path) -> dict:
@@ -76,104 +74,14 @@ def safetensors_shapes(model_dir: Path) -> dict[str, list[int]]:
     return shapes
 
 
-def expected_gpt2(config: dict) -> dict[str, list[int]]:
-    h, v = config["n_embd"], config["vocab_size"]
-    inner = config.get("n_inner") or 4 * h
-    names = {"transformer.wte.weight": [v, h], "transformer.wpe.weight": [config["n_positions"], h]}
-    for i in range(config["n_layer"]):
-        p = f"transformer.h.{i}."
-        for norm in ("ln_1", "ln_2"):
-            names |= {p + norm + ".weight": [h], p + norm + ".bias": [h]}
-        # HF's GPT-2 uses Conv1D: weights are stored (in, out); vLLM transposes them on load
-        for module, shape in (("attn.c_attn", [h, 3 * h]), ("attn.c_proj", [h, h])):
-            names |= {p + module + ".weight": shape, p + module + ".bias": [shape[1]]}
-        for module, shape in (("mlp.c_fc", [h, inner]), ("mlp.c_proj", [inner, h])):
-            names |= {p + module + ".weight": shape, p + module + ".bias": [shape[1]]}
-    names |= {"transformer.ln_f.weight": [h], "transformer.ln_f.bias": [h]}
-    return names
-
-
-def expected_gpt_neox(config: dict) -> dict[str, list[int]]:
-    h, v, f = config["hidden_size"], config["vocab_size"], config["intermediate_size"]
-    bias = config.get("attention_bias", True)
-    names = {"gpt_neox.embed_in.weight": [v, h]}
-    for i in range(config["num_hidden_layers"]):
-        p = f"gpt_neox.layers.{i}."
-        for norm in ("input_layernorm", "post_attention_layernorm"):
-            names |= {p + norm + ".weight": [h], p + norm + ".bias": [h]}
-        for module, shape, has_bias in (
-            ("attention.query_key_value", [3 * h, h], bias),
-            ("attention.dense", [h, h], bias),
-            ("mlp.dense_h_to_4h", [f, h], True),
-            ("mlp.dense_4h_to_h", [h, f], True),
-        ):
-            names[p + module + ".weight"] = shape
-            if has_bias:
-                names[p + module + ".bias"] = [shape[0]]
-    names |= {"gpt_neox.final_layer_norm.weight": [h], "gpt_neox.final_layer_norm.bias": [h]}
-    if not config.get("tie_word_embeddings", False):
-        names["embed_out.weight"] = [v, h]
-    return names
-
-
 def check_architecture(config: dict, layout: str) -> list[Finding]:
-    found = []
-    if layout == "gpt2":
-        hidden, heads = config["n_embd"], config["n_head"]
-        for flag in ("add_cross_attention", "scale_attn_by_inverse_layer_idx", "reorder_and_upcast_attn"):
-            if config.get(flag):
-                found.append(Finding("error", f"config.json: {flag} is on; vLLM's GPT-2 asserts it is off"))
-        if not config.get("scale_attn_weights", True):
-            found.append(Finding("error", "config.json: scale_attn_weights is off; vLLM always scales"))
-        if not config.get("tie_word_embeddings", True):
-            found.append(
-                Finding(
-                    "error", "config.json: untied GPT-2; vLLM's loader skips lm_head.weight (never loaded)"
-                )
-            )
-        activation = config.get("activation_function", "gelu_new")
-    else:
-        hidden, heads = config["hidden_size"], config["num_attention_heads"]
-        rope = config.get("rope_parameters") or {}
-        if "rotary_pct" not in config:
-            found.append(
-                Finding("error", "config.json: no rotary_pct; transformers 4.x (and a vLLM on it) reads 0.25")
-            )
-        pct = config.get("rotary_pct", rope.get("partial_rotary_factor", 1.0))
-        if "partial_rotary_factor" in rope and rope["partial_rotary_factor"] != pct:
-            found.append(Finding("error", f"config.json: rotary_pct {pct} ≠ rope_parameters' factor"))
-        if int(hidden // heads * pct) % 2:
-            found.append(Finding("error", f"config.json: rotary width {int(hidden // heads * pct)} is odd"))
-        activation = config.get("hidden_act", "gelu")
-    if hidden % heads:
-        found.append(Finding("error", f"config.json: hidden size {hidden} not divisible by {heads} heads"))
-    elif hidden // heads not in FLASH_ATTENTION_HEAD_SIZES:
-        found.append(
-            Finding(
-                "warning",
-                f"head size {hidden // heads} is not one of FlashAttention's "
-                f"{', '.join(map(str, FLASH_ATTENTION_HEAD_SIZES))}: vLLM falls back to a slower backend or "
-                "refuses",
-            )
-        )
-    if activation not in ACTIVATIONS:
-        found.append(Finding("error", f"config.json: activation {activation!r} is not one vLLM implements"))
-    return found
+    return family(layout).vllm_architecture(config)
 
 
 def check_weights(model_dir: Path, config: dict, layout: str) -> list[Finding]:
-    shapes = safetensors_shapes(model_dir)
-    if layout == "gpt2":  # vLLM adds the prefix to bare names and skips lm_head (tied)
-        shapes = {
-            (k if k.startswith("transformer.") or k.startswith("lm_head") else "transformer." + k): s
-            for k, s in shapes.items()
-        }
-        shapes.pop("lm_head.weight", None)
-        expected = expected_gpt2(config)
-    else:
-        expected = expected_gpt_neox(config)
-        if config.get("tie_word_embeddings", False):
-            shapes.pop("embed_out.weight", None)
+    fam = family(layout)
+    shapes = fam.vllm_rename(safetensors_shapes(model_dir), config)
+    expected = fam.vllm_weights(config)
     found = []
     unknown = sorted(k for k in shapes if k not in expected and not k.endswith(SKIPPED_SUFFIXES))
     missing = sorted(k for k in expected if k not in shapes)
@@ -235,7 +143,7 @@ def check_tokenizer(model_dir: Path, config: dict, layout: str) -> list[Finding]
                 "warning", "no chat_template: /v1/chat/completions needs --chat-template (completions work)"
             )
         )
-    positions = config.get("n_positions" if layout == "gpt2" else "max_position_embeddings")
+    positions = family(layout).shape(config)["max_positions"]
     if tokenizer_config.get("model_max_length") not in (None, positions):
         found.append(
             Finding(

@@ -5,17 +5,25 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from jalm.errors import JalmError
+from jalm.model.families import family
+from jalm.model.families.common import ROTARY_BASE
 from jalm.model.presets import ModelPreset
 
 if TYPE_CHECKING:
     import torch
     from transformers import PretrainedConfig, PreTrainedModel
 
-# LINE's special ids: 0 <unk>, 1 <s>, 2 </s>, 3 <pad>. The published GPT-2 config says bos 1, the
-# GPT-NeoX one bos 2; both say eos 2 and set no pad id.
-BOS_ID = {"gpt2": 1, "gpt_neox": 2}
 EOS_ID = 2
-ROTARY_BASE = 10000
+__all__ = [
+    "EOS_ID",
+    "ROTARY_BASE",
+    "build_model",
+    "count_parameters",
+    "hf_config",
+    "portable_config_dict",
+    "preset_from_config",
+    "transformer_blocks",
+]
 
 
 def resolve_vocab_size(preset: ModelPreset, tokenizer_vocab: int | None) -> int:
@@ -34,61 +42,22 @@ def resolve_vocab_size(preset: ModelPreset, tokenizer_vocab: int | None) -> int:
 
 
 def hf_config(preset: ModelPreset, vocab_size: int | None = None) -> PretrainedConfig:
-    """The transformers config for a preset, in the published models' terms."""
-    from transformers import GPT2Config, GPTNeoXConfig
+    """The transformers config for a preset, in the published models' terms (its family's); for a preset
+    made from a model directory, that directory's own config (a larger tokenizer grows its vocabulary)."""
+    if preset.source is not None:
+        from transformers import AutoConfig
 
-    vocab = resolve_vocab_size(preset, vocab_size)
-    if preset.layout == "gpt2":
-        return GPT2Config(
-            vocab_size=vocab,
-            n_positions=preset.max_positions,
-            n_embd=preset.hidden,
-            n_layer=preset.layers,
-            n_head=preset.heads,
-            n_inner=preset.ffn,
-            activation_function="gelu",
-            resid_pdrop=0.0,
-            embd_pdrop=0.0,
-            attn_pdrop=0.0,
-            layer_norm_epsilon=1e-5,
-            bos_token_id=BOS_ID["gpt2"],
-            eos_token_id=EOS_ID,
-            tie_word_embeddings=True,
-            architectures=["GPT2LMHeadModel"],
-        )
-    return GPTNeoXConfig(
-        vocab_size=vocab,
-        hidden_size=preset.hidden,
-        num_hidden_layers=preset.layers,
-        num_attention_heads=preset.heads,
-        intermediate_size=preset.ffn,
-        hidden_act="gelu",
-        max_position_embeddings=preset.max_positions,
-        rotary_pct=1.0,
-        rotary_emb_base=ROTARY_BASE,
-        layer_norm_eps=1e-5,
-        use_parallel_residual=False,
-        tie_word_embeddings=True,
-        bos_token_id=BOS_ID["gpt_neox"],
-        eos_token_id=EOS_ID,
-        attention_dropout=0.0,
-        hidden_dropout=0.0,
-        architectures=["GPTNeoXForCausalLM"],
-    )
+        config = AutoConfig.from_pretrained(preset.source)
+        if vocab_size is not None and vocab_size > config.vocab_size:
+            config.vocab_size = vocab_size  # an extended tokenizer (jalm tokenizer extend)
+        return config
+    return family(preset.layout).hf_config(preset, resolve_vocab_size(preset, vocab_size))
 
 
 def portable_config_dict(config: PretrainedConfig) -> dict:
-    """config.json contents that transformers 4.x and 5.x read the same way.
-
-    transformers 5 writes rotary settings only as `rope_parameters`; 4.x ignores that key and falls back
-    to its default `rotary_pct` 0.25 — a silently different model. We write both spellings.
-    """
+    """config.json contents that transformers 4.x and 5.x read the same way (each family says how)."""
     data = config.to_dict()
-    if data.get("model_type") == "gpt_neox":
-        rope = data.get("rope_parameters") or {}
-        data["rotary_pct"] = rope.get("partial_rotary_factor", 1.0)
-        data["rotary_emb_base"] = rope.get("rope_theta", ROTARY_BASE)
-        data.setdefault("rope_scaling", None)
+    data = family(data.get("model_type")).portable(data)
     data.pop("dtype", None)
     data["torch_dtype"] = "float32"
     return data
@@ -107,3 +76,33 @@ def build_model(config: PretrainedConfig, device: str | torch.device = "cpu") ->
 def count_parameters(model: torch.nn.Module) -> int:
     """Unique parameters (tied embeddings counted once), as the published counts are."""
     return sum(p.numel() for p in model.parameters())
+
+
+def transformer_blocks(model: torch.nn.Module) -> list[torch.nn.Module]:
+    """The repeated blocks of a model (its family's `blocks` path): what FSDP2 shards one by one."""
+    module, config = model, getattr(model, "config", None)
+    path = family(getattr(config, "model_type", None), type(model).__name__).blocks
+    for part in path.split("."):
+        module = getattr(module, part, None)
+        if module is None:
+            raise ValueError(f"don't know the blocks of {type(model).__name__} (no {path})")
+    return list(module)
+
+
+def preset_from_config(config: dict, name: str) -> ModelPreset:
+    """A preset describing a model directory's config.json (for --init-from, planning and MFU)."""
+    fam = family(config.get("model_type"), name)
+    facts = fam.shape(config)
+    return ModelPreset(
+        name=name,
+        layout=fam.model_type,
+        layers=facts["layers"],
+        hidden=facts["hidden"],
+        heads=facts["heads"],
+        ffn=facts["ffn"],
+        max_positions=facts["max_positions"],
+        vocab_size=config["vocab_size"],
+        description=f"the {config.get('model_type')} model in {name}",
+        kv_heads=facts.get("kv_heads"),
+        source=name,
+    )

@@ -2,7 +2,8 @@
 
 Every weight matrix and embedding ~ N(0, σ²) with σ = sqrt(2 / (5 · hidden)); the output projections of
 attention and MLP (the matrices that write into the residual stream) use σ / sqrt(2 · layers), so the
-residual stream's variance does not grow with depth. Biases are zero and LayerNorms are identity.
+residual stream's variance does not grow with depth. Biases are zero and LayerNorms / RMSNorms are identity.
+The same recipe for every family; each names its output projections (model/families/).
 """
 
 from __future__ import annotations
@@ -12,8 +13,14 @@ import re
 
 import torch
 
-# Names of the residual-writing projections in transformers' GPT-2 and GPT-NeoX classes.
-OUTPUT_PROJECTION = re.compile(r"\.(attn\.c_proj|mlp\.c_proj|attention\.dense|mlp\.dense_4h_to_h)\.weight$")
+from jalm.model.families import FAMILIES
+
+# Names of the residual-writing projections in every family's transformers class.
+OUTPUT_PROJECTION = re.compile(
+    r"\.("
+    + "|".join(sorted({re.escape(n) for f in FAMILIES.values() for n in f.output_projections}))
+    + r")\.weight$"
+)
 
 
 def init_std(hidden: int) -> float:

@@ -1,56 +1,36 @@
-"""Named model shapes. `1.7b` and `3.6b` are LINE's published configs; the small ones fit a laptop CPU.
+"""Named model shapes: each family's (model/families/), gathered here. `1.7b` and `3.6b` are LINE's
+published configs, `llm-jp-3-*` LLM-jp-3's; the small ones fit a laptop CPU.
 
-We train transformers' own `GPT2LMHeadModel` / `GPTNeoXForCausalLM` rather than a model of our own:
-compiled, they are as fast on CPU as a hand-written model (STYLE.md), and export is then exact by
+We train transformers' own `GPT2LMHeadModel` / `GPTNeoXForCausalLM` / `LlamaForCausalLM` rather than a model
+of our own: compiled, they are as fast on CPU as a hand-written model (STYLE.md), and export is then exact by
 construction — the released directory holds the very classes we trained.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from pathlib import Path
 
 from jalm.errors import JalmError
+from jalm.model.families import FAMILIES, ModelPreset
 
-
-@dataclass(frozen=True)
-class ModelPreset:
-    name: str
-    layout: str  # "gpt2" (learned absolute positions) or "gpt_neox" (rotary on all head dims)
-    layers: int
-    hidden: int
-    heads: int
-    ffn: int
-    max_positions: int = 2048
-    # None: take the vocabulary size from the tokenizer (small presets); the published ones are fixed.
-    vocab_size: int | None = 51200
-    description: str = ""
-
-
-PRESETS: dict[str, ModelPreset] = {
-    p.name: p
-    for p in (
-        ModelPreset(
-            "1.7b", "gpt2", 24, 2304, 24, 9216, description="line-corporation/japanese-large-lm-1.7b"
-        ),
-        ModelPreset(
-            "3.6b", "gpt_neox", 30, 3072, 32, 12288, description="line-corporation/japanese-large-lm-3.6b"
-        ),
-        ModelPreset(
-            "small", "gpt_neox", 12, 768, 12, 3072, vocab_size=None, description="GPT-NeoX, ~85M + embeddings"
-        ),
-        ModelPreset("tiny", "gpt_neox", 6, 256, 8, 1024, 512, None, "GPT-NeoX for CPUs, 6.8M with 8k vocab"),
-        ModelPreset(
-            "mini", "gpt_neox", 4, 128, 4, 512, 512, None, "GPT-NeoX for a few CPU minutes (the demo's)"
-        ),
-        ModelPreset("tiny-gpt2", "gpt2", 6, 256, 8, 1024, 512, None, "GPT-2 layout for CPUs"),
-        # For tests: trains in seconds.
-        ModelPreset("test", "gpt_neox", 2, 64, 4, 256, 256, None, "2-layer GPT-NeoX for tests"),
-        ModelPreset("test-gpt2", "gpt2", 2, 64, 4, 256, 256, None, "2-layer GPT-2 for tests"),
-    )
-}
+PRESETS: dict[str, ModelPreset] = {p.name: p for f in FAMILIES.values() for p in f.presets}
 
 
 def get_preset(name: str) -> ModelPreset:
-    if name not in PRESETS:
-        raise JalmError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
-    return PRESETS[name]
+    """A named preset, or the shape of a Hugging Face model directory (continued pretraining)."""
+    if name in PRESETS:
+        return PRESETS[name]
+    if Path(name, "config.json").is_file():
+        from jalm.model.build import preset_from_config
+
+        path = Path(name, "config.json")
+        try:
+            config = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as error:
+            raise JalmError(f"{path}: cannot read it as JSON ({error})") from None
+        return preset_from_config(config, str(name))
+    raise JalmError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}, or a model directory")
+
+
+__all__ = ["PRESETS", "ModelPreset", "get_preset"]

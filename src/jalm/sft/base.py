@@ -1,7 +1,7 @@
 """The model an instruction-tuning run starts from, and LoRA around it.
 
-A base is a local Hugging Face GPT-2 / GPT-NeoX directory (LINE's published 1.7B / 3.6B after a download,
-any jalm export) or a `jalm train` run directory (its latest checkpoint, with the tokenizer of its data).
+A base is a local Hugging Face directory of a known family (GPT-2, GPT-NeoX, Llama and its kin: LINE's published
+1.7B / 3.6B after a download, any jalm export) or a `jalm train` run directory (its latest checkpoint, with the tokenizer of its data).
 """
 
 from __future__ import annotations
@@ -12,14 +12,6 @@ from pathlib import Path
 import torch
 
 from jalm.errors import JalmError
-
-LAYOUTS = ("gpt2", "gpt_neox")
-# Every linear map of attention and MLP. GPT-2's are Conv1D (weights stored input × output), which peft
-# handles with fan_in_fan_out; GPT-NeoX's are nn.Linear.
-LORA_TARGETS = {
-    "gpt2": ["c_attn", "c_proj", "c_fc"],
-    "gpt_neox": ["query_key_value", "dense", "dense_h_to_4h", "dense_4h_to_h"],
-}
 
 
 def describe_base(path: str | Path) -> dict:
@@ -46,10 +38,9 @@ def describe_base(path: str | Path) -> dict:
 
     check_model_dir(path)
     config = json.loads((path / "config.json").read_text(encoding="utf-8"))
-    if config.get("model_type") not in LAYOUTS:
-        raise JalmError(
-            f"{path}: model_type {config.get('model_type')!r}; jalm sft takes GPT-2 or GPT-NeoX models"
-        )
+    from jalm.model.families import family
+
+    family(config.get("model_type"), f"{path}/config.json")  # a family jalm knows, or one line why not
     return {"kind": "hf", "path": str(path), "tokenizer": str(path)}
 
 
@@ -69,16 +60,19 @@ def load_base(base: dict, device: torch.device) -> torch.nn.Module:
 
 
 def add_lora(model: torch.nn.Module, rank: int, alpha: float, dropout: float, targets: list[str] | None):
-    """Wrap `model` with peft LoRA adapters on every attention and MLP projection (or `targets`)."""
+    """Wrap `model` with peft LoRA adapters on every attention and MLP projection (the family's `lora_targets`,
+    or `targets`)."""
     from peft import LoraConfig, get_peft_model
 
-    layout = model.config.model_type
+    from jalm.model.families import family
+
+    fam = family(model.config.model_type)
     config = LoraConfig(
         r=rank,
         lora_alpha=alpha,
         lora_dropout=dropout,
-        target_modules=targets or LORA_TARGETS[layout],
-        fan_in_fan_out=layout == "gpt2",
+        target_modules=targets or list(fam.lora_targets),
+        fan_in_fan_out=fam.lora_fan_in_fan_out,
         bias="none",
         task_type="CAUSAL_LM",
     )

@@ -45,6 +45,7 @@ from jalm.tokenizer.train import (
     load_sentencepiece,
     sample_sentences,
     split_sentences,
+    tokenizer_model_file,
     train_tokenizer,
 )
 
@@ -59,6 +60,7 @@ __all__ = [
     "load_sentencepiece",
     "sample_sentences",
     "split_sentences",
+    "tokenizer_model_file",
     "train_tokenizer",
     "write_hf_tokenizer_files",
 ]

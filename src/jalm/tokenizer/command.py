@@ -45,6 +45,29 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--model-max-length", type=int, default=2048, help="context length (default 2048)")
     train.add_argument("--quiet", action="store_true", help="no progress output")
     train.set_defaults(func=run)
+    extend = commands.add_parser(
+        "extend",
+        help="append pieces learned on new text to a base tokenizer, keeping every existing id",
+        description=(
+            "Learn a SentencePiece model of the base's kind (unigram or BPE) on the `text` field of --data and "
+            "append up to --add of its pieces the base lacks, after every existing id. Writes the extended "
+            "model under the base's file name, the base's tokenizer_config.json and special_tokens_map.json, "
+            "an exact tokenizer.json where one can be written, and jalm_extend.json (what was added, and the "
+            "base ids each new piece splits into: `jalm train --init-from BASE` starts each new embedding row "
+            "as their mean). Byte-level BPE bases (tokenizer.json only) are refused."
+        ),
+        epilog="example: jalm tokenizer extend --base models/line-3.6b --data clean/ja --add 8000 --out tok-ext",
+    )
+    extend.add_argument("--base", required=True, type=Path, help="tokenizer or model directory to extend")
+    extend.add_argument("--data", required=True, nargs="+", help="JSONL(.gz/.zst) files or directories")
+    extend.add_argument("--add", required=True, type=int, help="pieces to append (at most)")
+    extend.add_argument("--out", required=True, type=Path, help="directory to write the tokenizer into")
+    extend.add_argument(
+        "--max-sentences", type=int, default=200_000, help="sentences sampled (default 200000)"
+    )
+    extend.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
+    extend.add_argument("--threads", type=int, default=1, help="training threads (default 1)")
+    extend.set_defaults(func=run_extend)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -63,5 +86,19 @@ def run(args: argparse.Namespace) -> int:
         f"tokenizer: vocab {stats['vocab_size']}, {stats['sentences_used']:,} of {stats['sentences_seen']:,} "
         f"sentences used, {stats['chars_per_token']:.2f} chars/token on {stats['chars_per_token_sample']:,} "
         f"sentences, {stats['seconds']:.1f} s → {out_dir}"
+    )
+    return 0
+
+
+def run_extend(args: argparse.Namespace) -> int:
+    from jalm.tokenizer.extend import extend_tokenizer
+
+    record = extend_tokenizer(
+        args.base, args.data, args.add, args.out, args.max_sentences, args.seed, args.threads
+    )
+    print(
+        f"tokenizer extend: {record['base_vocab']} + {record['added']} {record['kind']} pieces "
+        f"({record['candidates']} candidates, {record['unreachable_bpe_pieces_skipped']} unreachable BPE pieces "
+        f"skipped); tokenizer.json {record['tokenizer_json']} → {args.out}"
     )
     return 0

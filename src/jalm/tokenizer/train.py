@@ -310,13 +310,31 @@ def check_trainer_memory(chars: int, sentences: int) -> int:
     return needed
 
 
+# A SentencePiece model in a model directory: jalm's and LINE's name, and Llama / Mistral / Gemma's.
+SENTENCEPIECE_FILES = (SPIECE_MODEL, "tokenizer.model")
+
+
+def tokenizer_model_file(dir_or_file: str | Path) -> Path:
+    """The SentencePiece model of a tokenizer or model directory (``spiece.model`` or ``tokenizer.model``)."""
+    path = Path(dir_or_file)
+    if not path.is_dir():
+        return path
+    for name in SENTENCEPIECE_FILES:
+        if (path / name).is_file():
+            return path / name
+    if (path / "tokenizer.json").is_file():
+        raise JalmError(
+            f"{path}: only tokenizer.json (no spiece.model or tokenizer.model); jalm pack reads SentencePiece "
+            "models, a byte-level BPE tokenizer (Llama 3, Qwen) is not supported yet"
+        )
+    return path / SPIECE_MODEL
+
+
 def load_sentencepiece(dir_or_file: str | Path) -> sentencepiece.SentencePieceProcessor:
-    """Load ``spiece.model`` from a tokenizer (or model) directory, or a model file itself."""
+    """Load ``spiece.model`` (or ``tokenizer.model``) from a tokenizer or model directory, or a model file."""
     import sentencepiece as spm
 
-    path = Path(dir_or_file)
-    if path.is_dir():
-        path = path / SPIECE_MODEL
+    path = tokenizer_model_file(dir_or_file)
     if not path.is_file():
         raise JalmError(f"{path}: no such SentencePiece model (train one with `jalm tokenizer train`)")
     sp = spm.SentencePieceProcessor()

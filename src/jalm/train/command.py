@@ -39,7 +39,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         epilog=EXAMPLE,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--preset", required=True, help=", ".join(PRESETS))
+    parser.add_argument(
+        "--preset",
+        help=", ".join(PRESETS)
+        + "; or a model directory (its architecture). Default with --init-from DIR: DIR",
+    )
     parser.add_argument(
         "--data",
         required=True,
@@ -119,7 +123,10 @@ def run(args: argparse.Namespace) -> int:
     for source in data if not args.plan else []:
         if not source.path.is_dir():
             raise JalmError(f"{source.path}: no such directory; run `jalm pack` first")
-    cfg = default_config(args.preset, **overrides)
+    preset = args.preset or overrides.get("init_from")
+    if not preset:
+        raise JalmError("jalm train: give --preset NAME, or --init-from MODEL_DIR to continue pretraining it")
+    cfg = default_config(preset, **overrides)
     # --gpus and --gpu only plan; a run checks itself against this machine's device and WORLD_SIZE.
     gpus, gpu = (args.gpus, args.gpu) if args.plan else (None, None)
     plan = plan_for_run(cfg, data, args.device, args.parallel, gpus, gpu, args.mfu)

@@ -43,6 +43,9 @@ class TrainConfig:
     # Continued pretraining: start from the weights of a Hugging Face directory of the preset's shape
     # (GPT-2 or GPT-NeoX layout), e.g. a published LINE model on disk.
     init_from: str | None = None
+    # With a tokenizer from `jalm tokenizer extend`: each new embedding row starts as the mean of the base
+    # rows its text splits into ("mean", Swallow's), or keeps the seeded random init ("random").
+    new_rows_init: str = "mean"
     tensorboard: bool = False  # the same as trackers="tensorboard"
     # Experiment trackers, comma-separated: tensorboard, wandb, mlflow (W&B and MLflow are extras).
     trackers: str = ""
@@ -86,6 +89,8 @@ class TrainConfig:
             raise JalmError(f"unknown schedule {self.schedule!r}; choose cosine, inverse_sqrt or constant")
         if self.dtype not in ("auto", "float32", "bfloat16"):
             raise JalmError(f"unknown dtype {self.dtype!r}; choose auto, float32 or bfloat16")
+        if self.new_rows_init not in ("mean", "random"):
+            raise JalmError(f"unknown new_rows_init {self.new_rows_init!r}; choose mean or random")
         if self.spike_action not in ("skip", "rollback", "off"):
             raise JalmError(f"unknown spike_action {self.spike_action!r}; choose skip, rollback or off")
         from jalm.train.trackers import check_installed, tracker_names
@@ -144,13 +149,31 @@ PRESET_DEFAULTS: dict[str, dict] = {
         "eval_batches": 2,
     },
 }
-# The GPT-2-layout twins of the small presets train with the same settings.
-PRESET_DEFAULTS["tiny-gpt2"] = PRESET_DEFAULTS["tiny"]
-PRESET_DEFAULTS["test-gpt2"] = PRESET_DEFAULTS["test"]
+# The GPT-2- and Llama-layout twins of the small presets train with the same settings.
+PRESET_DEFAULTS["tiny-gpt2"] = PRESET_DEFAULTS["tiny-llama"] = PRESET_DEFAULTS["tiny"]
+PRESET_DEFAULTS["test-gpt2"] = PRESET_DEFAULTS["test-llama"] = PRESET_DEFAULTS["test"]
+PRESET_DEFAULTS["test-llama-gqa"] = PRESET_DEFAULTS["test"]
+# LLM-jp-3's shapes: 4096 positions; LLM-jp trained at a peak of 3e-4 with 2000 warm-up steps (model card).
+for _name in ("llm-jp-3-1.8b", "llm-jp-3-3.7b", "llm-jp-3-1.8b-gqa"):
+    PRESET_DEFAULTS[_name] = {**PRESET_DEFAULTS["1.7b"], "seq_len": 4096, "micro_batch_size": 2, "lr": 3e-4}
+
+
+# Continued pretraining of a model directory (`--init-from DIR`, no --preset), as Swallow did for Llama 2:
+# a peak learning rate below the base's own (Swallow 1e-4 against Llama 2's 3e-4; 1e-4 is also at or
+# below the peaks LINE and LLM-jp used, 1.5e-4 and 3e-4), a warm-up from zero, because the optimizer
+# starts without the base's moments and a full step would knock the weights off their minimum, and
+# cosine decay to a tenth. Replay of the base's languages is a data choice: --data ja=DIR:0.9 en=DIR:0.1.
+CONTINUED_DEFAULTS = {"lr": 1e-4, "min_lr_ratio": 0.1, "warmup_steps": 1000, "seq_len": 2048}
 
 
 def default_config(preset: str, **overrides) -> TrainConfig:
     """The training configuration for a preset, with explicit overrides applied on top."""
-    values = {"preset": preset, **PRESET_DEFAULTS.get(preset, {})}
+    defaults = PRESET_DEFAULTS.get(preset)
+    if defaults is None and Path(preset, "config.json").is_file():
+        from jalm.model import get_preset
+
+        positions = get_preset(preset).max_positions
+        defaults = {**CONTINUED_DEFAULTS, "seq_len": min(CONTINUED_DEFAULTS["seq_len"], positions)}
+    values = {"preset": preset, **(defaults or {})}
     values.update({k: v for k, v in overrides.items() if v is not None})
     return TrainConfig.from_dict(values, f"preset {preset}")

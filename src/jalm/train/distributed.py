@@ -77,12 +77,10 @@ def broadcast_object(obj):
 
 
 def transformer_blocks(model: torch.nn.Module) -> list[torch.nn.Module]:
-    """The repeated blocks of transformers' GPT-2 (`transformer.h`) and GPT-NeoX (`gpt_neox.layers`)."""
-    base = getattr(model, "gpt_neox", None) or getattr(model, "transformer", None)
-    blocks = getattr(base, "layers", None) or getattr(base, "h", None)
-    if blocks is None:
-        raise ValueError(f"don't know the blocks of {type(model).__name__}")
-    return list(blocks)
+    """The repeated blocks FSDP2 wraps one by one: the model family says where they are (jalm.model.families)."""
+    from jalm.model.build import transformer_blocks as family_blocks
+
+    return family_blocks(model)
 
 
 def wrap_model(model: torch.nn.Module, env: DistEnv, parallel: str, bf16: bool) -> torch.nn.Module:

@@ -14,6 +14,7 @@ records tokens and epochs per source, and each evaluation the validation loss pe
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import math
 from dataclasses import dataclass
@@ -173,14 +174,16 @@ def _sampler(cfg: TrainConfig, datasets: list) -> tuple[MixtureSampler, list]:
     return sampler, [[d.source.name, c, n] for d, c, n in zip(datasets, sampler.counts, windows)]
 
 
-def _initial_model(cfg: TrainConfig, preset, config, device: torch.device) -> torch.nn.Module:
+def _initial_model(
+    cfg: TrainConfig, preset, config, device: torch.device, splits: dict | None = None
+) -> torch.nn.Module:
     """The preset's model on `device`, seeded initialisation, or the weights of `--init-from`."""
     torch.manual_seed(cfg.seed)
     model = build_model(config, device)
     generator = torch.Generator(device).manual_seed(cfg.seed)
     init_weights(model, preset.hidden, preset.layers, cfg.init, generator=generator)
     if cfg.init_from:
-        load_hf_weights(model, cfg.init_from)
+        load_hf_weights(model, cfg.init_from, splits)
     return model
 
 
@@ -244,13 +247,18 @@ def train(
             f"seq_len {cfg.seq_len} exceeds preset {preset.name!r}'s {preset.max_positions} positions"
         )
     sampler, data_identity = _sampler(cfg, datasets)
+    if cfg.init_from and preset.source is not None:  # continued pretraining of a model directory
+        check_base_tokenizer(preset.source, datasets[0].source.path / "tokenizer")
     if env.is_main:
         _check_run_dir(run_dir, cfg)
         run_dir.mkdir(parents=True, exist_ok=True)
     distrib.barrier()
 
     config = hf_config(preset, meta["vocab_size"])
-    model = _initial_model(cfg, preset, config, env.device)
+    splits = extension_splits(datasets[0].source.path / "tokenizer") if cfg.init_from else None
+    if splits is not None and cfg.new_rows_init == "random":
+        splits = {}  # new rows keep the seeded random init (the ablation in benchmarks/vocab_extend.py)
+    model = _initial_model(cfg, preset, config, env.device, splits)
     n_params = count_parameters(model)
     source = WindowSource(datasets, sampler, cfg.seq_len, cfg.micro_batch_size, grad_accum, env)
     per_step = cfg.micro_batch_size * grad_accum * env.world_size
@@ -278,24 +286,60 @@ def train(
     return Trainer(cfg, run_dir, env, task, grad_accum, parallel, progress).fit()
 
 
-def load_hf_weights(model: torch.nn.Module, hf_dir: str | Path) -> None:
-    """Copy the weights of a Hugging Face directory into `model`, demanding the same layout and shapes."""
-    from transformers import AutoModelForCausalLM
+def load_hf_weights(
+    model: torch.nn.Module, hf_dir: str | Path, splits: dict[int, list[int]] | None = None
+) -> None:
+    """Copy the weights of a Hugging Face directory into `model`, demanding the same architecture and shapes.
 
+    safetensors or `pytorch_model.bin` (read with weights_only=True: no pickled code runs), see
+    jalm.model.weights."""
     from jalm.hf import check_model_dir
+    from jalm.model.weights import load_weights
 
     path = check_model_dir(hf_dir, need_tokenizer=False)
-    source = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
-    if type(source) is not type(model):
-        raise JalmError(f"{path}: a {type(source).__name__}, but the preset builds a {type(model).__name__}")
-    theirs, ours = source.state_dict(), model.state_dict()
-    for name, tensor in ours.items():
-        if name not in theirs or theirs[name].shape != tensor.shape:
-            got = tuple(theirs[name].shape) if name in theirs else "missing"
-            raise JalmError(
-                f"{path}: {name} is {got}, the preset needs {tuple(tensor.shape)}; pick the matching --preset"
-            )
-    model.load_state_dict({name: theirs[name] for name in ours})
+    config = json.loads((path / "config.json").read_text(encoding="utf-8"))
+    architecture = (config.get("architectures") or [None])[0]
+    if architecture != type(model).__name__:
+        raise JalmError(f"{path}: a {architecture}, but the preset builds a {type(model).__name__}")
+    load_weights(
+        model,
+        path,
+        hint="pick the matching --preset, or leave --preset out to keep the base's",
+        splits=splits,
+    )
+
+
+def extension_splits(data_tokenizer: Path) -> dict[int, list[int]] | None:
+    """New id → base ids, when the data was packed with `jalm tokenizer extend`'s tokenizer."""
+    from jalm.tokenizer.extend import EXTEND_FILE
+
+    path = data_tokenizer / EXTEND_FILE
+    if not path.is_file():
+        return None
+    return {int(k): v for k, v in json.loads(path.read_text(encoding="utf-8"))["splits"].items()}
+
+
+def check_base_tokenizer(base_dir: str | Path, data_tokenizer: Path) -> None:
+    """Continued pretraining needs data packed with the base's own tokenizer (or `jalm tokenizer extend`'s)."""
+    from jalm.tokenizer import tokenizer_model_file
+
+    base = Path(base_dir)
+    try:
+        base_file = tokenizer_model_file(base)
+    except JalmError:
+        return  # a base without a SentencePiece model: the vocabulary-size check is all we can do
+    data_file = tokenizer_model_file(data_tokenizer)
+    if base_file.read_bytes() == data_file.read_bytes():
+        return
+    extended = data_tokenizer / "jalm_extend.json"
+    if extended.is_file():
+        record = json.loads(extended.read_text(encoding="utf-8"))
+        if record.get("base_sha256") == hashlib.sha256(base_file.read_bytes()).hexdigest():
+            return
+    raise JalmError(
+        f"{data_tokenizer}: the data was packed with another tokenizer than {base_file}; "
+        f"pack it with `jalm pack --tokenizer {base}` (or a `jalm tokenizer extend` of it)"
+    )
 
 
 def mfu(

@@ -174,12 +174,11 @@ def model_shape(preset_name: str, vocab_size: int | None) -> ModelShape:
 
 def block_bytes_per_token(shape: ModelShape, bf16: bool) -> int:
     """Bytes autograd saves per token in one block (see the module docstring for the measurement)."""
+    from jalm.model.families import family
+
     h, f, a = shape.hidden, shape.ffn, shape.heads
-    if shape.layout == "gpt_neox":
-        hidden_coef = 22 if bf16 else 36
-    else:
-        hidden_coef = 24 if bf16 else 40
-    return hidden_coef * h + (4 if bf16 else 8) * f + 4 * a + 16
+    hidden_coef, ffn_coef = family(shape.layout).saved_bytes[bf16]
+    return hidden_coef * h + ffn_coef * f + 4 * a + 16
 
 
 def outside_bytes_per_token(shape: ModelShape, bf16: bool) -> int:
@@ -550,8 +549,10 @@ def memory_lines(plan: Plan) -> dict[str, tuple[int, str]]:
 
 
 def _block_formula(layout: str, bf16: bool) -> str:
-    hidden = {("gpt_neox", True): 22, ("gpt_neox", False): 36, ("gpt2", True): 24, ("gpt2", False): 40}
-    return f"{hidden[layout, bf16]}h + {4 if bf16 else 8}f + 4a + 16"
+    from jalm.model.families import family
+
+    hidden_coef, ffn_coef = family(layout).saved_bytes[bf16]
+    return f"{hidden_coef}h + {ffn_coef}f + 4a + 16"
 
 
 def plan_for_run(
