@@ -9,6 +9,12 @@ Tasks (protocols as the seed's table was made; see src/jalm/eval/*.py):
                template (LINE's when it has none), greedy until </s>, scored as jsquad
   aio-chat     for instruction-tuned models: AI王 zero-shot as one user message, greedy until </s>
                (at most 64 tokens), 「」 stripped, scored as aio
+  jcommonsenseqa  JGLUE v1.3 valid, jp-stable `jcommonsenseqa-1.1-0.2` (the published rows' protocol),
+               3 shots from train, each choice scored by log-likelihood (context encoded once), acc
+  jnli         JGLUE v1.3 valid, jp-stable `jnli-1.1-0.2`, 3 shots (pool: bundled test set, since the
+               train file is not bundled; --jnli-train takes the real one), acc
+  jsts         JGLUE v1.3 valid, llm-jp-eval's instruction, 4 shots from test, greedy score, Pearson/Spearman
+  MARC-ja is not offered: Amazon withdrew its source (the Multilingual Amazon Reviews Corpus).
 
 Prompts longer than the model's context are truncated on the left (as jp-stable does), counted in the
 results as `truncated_prompts` and flagged per example in --save-predictions.
@@ -42,6 +48,14 @@ TASK_FLAGS = {
     "aio": {"data": "aio_data"},
     "jsquad-chat": {"data": "jsquad_data"},
     "aio-chat": {"data": "aio_data"},
+    "jcommonsenseqa": {
+        "data": "jcqa_data",
+        "pool": "jcqa_train",
+        "shots": "jcqa_shots",
+        "version": "jcqa_prompt_version",
+    },
+    "jnli": {"data": "jnli_data", "pool": "jnli_train", "shots": "jnli_shots", "version": "jnli_version"},
+    "jsts": {"data": "jsts_data", "pool": "jsts_train", "shots": "jsts_shots"},
 }
 
 
@@ -150,6 +164,24 @@ def _add_task_flags(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--aio-data", metavar="FILE", help="AI王 TSV for aio and aio-chat (default: bundled aio_02_dev)"
+    )
+    for task, label, pool in (
+        ("jcqa", "JCommonsenseQA", "bundled train v1.3"),
+        ("jnli", "JNLI", "bundled test v1.3; jp-stable used train-v1.3.json"),
+        ("jsts", "JSTS", "bundled test v1.3"),
+    ):
+        parser.add_argument(
+            f"--{task}-data", metavar="FILE", help=f"{label} questions (default: bundled valid v1.3)"
+        )
+        parser.add_argument(f"--{task}-train", metavar="FILE", help=f"{label} shot pool (default: {pool})")
+        parser.add_argument(f"--{task}-shots", type=int, metavar="N", help=f"{label} shots per question")
+    parser.add_argument(
+        "--jcqa-prompt-version", choices=["0.1", "0.2"], help="JCommonsenseQA prompt (default 0.2)"
+    )
+    parser.add_argument(
+        "--jnli-version",
+        choices=["1.1", "1.3"],
+        help="JNLI: 1.1 English labels, random shots (the published rows; default); 1.3 Japanese labels, stratified",
     )
 
 

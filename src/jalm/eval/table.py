@@ -26,6 +26,9 @@ COLUMNS = (
     ("AI王 (chat)", "aio-chat", "exact_match", 1, False),
     ("JSQuAD", "jsquad", "exact_match", 2, True),
     ("JSQuAD (chat)", "jsquad-chat", "exact_match", 2, False),
+    ("JCommonsenseQA", "jcommonsenseqa", "acc", 1, False),
+    ("JNLI", "jnli", "acc", 1, False),
+    ("JSTS (Pearson)", "jsts", "pearson", 1, False),
 )
 
 
@@ -77,6 +80,21 @@ def _note(results: dict[str, Any]) -> str:
         parts.append(
             f"JSQuAD (chat) 0-shot instruction exact match (F1 {j.get('f1', float('nan')):.2f}), "
             f"{j.get('chat_template')} template, n={j.get('n')}"
+        )
+    for key, label in (("jcommonsenseqa", "JCommonsenseQA"), ("jnli", "JNLI")):
+        if key in tasks:
+            t = tasks[key]
+            pool = Path(str(t.get("shot_pool"))).name if t.get("shot_pool") else "none"
+            parts.append(
+                f"{label} {t.get('task')} {t.get('shots')}-shot acc (acc_norm {t.get('acc_norm', float('nan')):.1f}), "
+                f"shots from {pool}, n={t.get('n')}"
+            )
+    if "jsts" in tasks:
+        t = tasks["jsts"]
+        rho = t.get("spearman")
+        parts.append(
+            f"JSTS {t.get('task')} {t.get('shots')}-shot Pearson ×100 (Spearman "
+            f"{DASH if rho is None else f'{rho:.1f}'}), {t.get('unparsable')} unparsable, n={t.get('n')}"
         )
     return f"{results.get('model_name', '?')}: " + "; ".join(parts) if parts else ""
 
