@@ -232,3 +232,29 @@ def test_model_card_shows_the_jglue_rows(tiny_model_dir, tmp_path):
     assert "| JSTS (Pearson) | jsts-llm-jp-eval | 4 | 12.5 | 8 |" in text
     assert "Amazon withdrew its source" in text
     assert '"accuracy"' in text.split("---")[1]
+
+
+def test_table_with_published_rows_marked_as_copied(tmp_path, capsys):
+    import json
+
+    from jalm.cli import main
+
+    ours = {
+        "model_name": "mine",
+        "params": 5_000_000,
+        "tasks": {"jnli": {"acc": 33.3, "n": 3, "shots": 3, "task": "jnli-1.1-0.2"}},
+    }
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps(ours), encoding="utf-8")
+    assert main(["eval", "table", str(path), "--published"]) == 0
+    table = capsys.readouterr().out
+    assert "| mine | 5.0M | — | — | — | — | 33.3 |" in table  # PPL, AI王, JSQuAD, JCommonsenseQA not run
+    row = next(
+        line
+        for line in table.splitlines()
+        if line.startswith("| line-corporation/japanese-large-lm-1.7b (copied)")
+    )
+    assert row.split(" | ")[2:] == ["8.57", "32.2", "57.50", "30.8", "35.9 |"]
+    assert "copied, not measured" in table and "Stability-AI/lm-evaluation-harness@jp-stable" in table
+    assert table.count("(copied)") == 2 * 5  # five rows, each named again in its note
+    assert "(copied)" not in format_table([ours])

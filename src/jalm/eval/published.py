@@ -23,31 +23,31 @@ _ROWS: list[tuple[str, int, dict[str, float], str]] = [
     (
         "line-corporation/japanese-large-lm-1.7b",
         1_700_000_000,
-        {"ppl": 8.57, "aio": 32.2, "jsquad": 57.50, "jcommonsenseqa": 30.83, "jnli": 35.95},
+        {"ppl": 8.57, "aio": 32.2, "jsquad": 57.50, "jcommonsenseqa": 30.8311, "jnli": 35.9491},
         "line-corporation/line-corporation-japanese-large-lm-1.7b",
     ),
     (
         "line-corporation/japanese-large-lm-3.6b",
         3_600_000_000,
-        {"ppl": 7.50, "aio": 48.5, "jsquad": 63.85, "jcommonsenseqa": 24.04, "jnli": 29.95},
+        {"ppl": 7.50, "aio": 48.5, "jsquad": 63.85, "jcommonsenseqa": 24.0393, "jnli": 29.9507},
         "line-corporation/line-corporation-japanese-large-lm-3.6b",
     ),
     (
         "rinna/japanese-gpt-neox-3.6b",
         3_600_000_000,
-        {"ppl": 8.18, "aio": 48.6, "jsquad": 50.09, "jcommonsenseqa": 31.64, "jnli": 34.43},
+        {"ppl": 8.18, "aio": 48.6, "jsquad": 50.09, "jcommonsenseqa": 31.6354, "jnli": 34.4289},
         "rinna/rinna-japanese-gpt-neox-3.6b",
     ),
     (
         "rinna/bilingual-gpt-neox-4b",
         3_800_000_000,
-        {"ppl": 8.83, "aio": 43.0, "jsquad": 52.72, "jcommonsenseqa": 20.82, "jnli": 55.22},
+        {"ppl": 8.83, "aio": 43.0, "jsquad": 52.72, "jcommonsenseqa": 20.8222, "jnli": 55.2177},
         "rinna/rinna-bilingual-gpt-neox-4b",
     ),
     (
         "cyberagent/open-calm-7b",
         6_900_000_000,
-        {"ppl": 11.87, "aio": 35.4, "jsquad": 48.13, "jcommonsenseqa": 24.22, "jnli": 37.63},
+        {"ppl": 11.87, "aio": 35.4, "jsquad": 48.13, "jcommonsenseqa": 24.2181, "jnli": 37.6335},
         "cyberagent/cyberagent-open-calm-7b",
     ),
 ]
