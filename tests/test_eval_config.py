@@ -23,7 +23,7 @@ from jalm.eval.tasks import resolve_tasks
 
 
 def test_registry_names_every_config_once():
-    assert TASKS == ("ppl", "jsquad", "aio", "jsquad-chat", "aio-chat")
+    assert TASKS == ("ppl", "jsquad", "aio", "jsquad-chat", "aio-chat", "jcommonsenseqa", "jnli", "jsts")
     assert all(REGISTRY[name].name == name for name in TASKS)
     # The defaults are the protocols.
     assert (JsquadConfig().shots, JsquadConfig().prompt_version, JsquadConfig().max_new_tokens) == (

@@ -9,6 +9,12 @@ Tasks (protocols as the seed's table was made; see src/jalm/eval/*.py):
                template (LINE's when it has none), greedy until </s>, scored as jsquad
   aio-chat     for instruction-tuned models: AI王 zero-shot as one user message, greedy until </s>
                (at most 64 tokens), 「」 stripped, scored as aio
+  jcommonsenseqa  JGLUE v1.3 valid, jp-stable `jcommonsenseqa-1.1-0.2` (the published rows' protocol),
+               3 shots from train, each choice scored by log-likelihood (context encoded once), acc
+  jnli         JGLUE v1.3 valid, jp-stable `jnli-1.1-0.2`, 3 shots (pool: bundled test set, since the
+               train file is not bundled; --jnli-train takes the real one), acc
+  jsts         JGLUE v1.3 valid, llm-jp-eval's instruction, 4 shots from test, greedy score, Pearson/Spearman
+  MARC-ja is not offered: Amazon withdrew its source (the Multilingual Amazon Reviews Corpus).
 
 Prompts longer than the model's context are truncated on the left (as jp-stable does), counted in the
 results as `truncated_prompts` and flagged per example in --save-predictions.
@@ -42,6 +48,14 @@ TASK_FLAGS = {
     "aio": {"data": "aio_data"},
     "jsquad-chat": {"data": "jsquad_data"},
     "aio-chat": {"data": "aio_data"},
+    "jcommonsenseqa": {
+        "data": "jcqa_data",
+        "pool": "jcqa_train",
+        "shots": "jcqa_shots",
+        "version": "jcqa_prompt_version",
+    },
+    "jnli": {"data": "jnli_data", "pool": "jnli_train", "shots": "jnli_shots", "version": "jnli_version"},
+    "jsts": {"data": "jsts_data", "pool": "jsts_train", "shots": "jsts_shots"},
 }
 
 
@@ -81,7 +95,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _add_task_flags(parser)
     parser.set_defaults(func=run)
 
-    sub = parser.add_subparsers(dest="eval_command", metavar="{table}")
+    sub = parser.add_subparsers(dest="eval_command", metavar="{table,mt-bench-ja}")
     table = sub.add_parser(
         "table",
         help="print the seed's Markdown table for one or several results files",
@@ -91,7 +105,122 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "results", nargs="+", metavar="RESULTS", help="results JSON files written by jalm eval"
     )
     table.add_argument("--out", metavar="FILE", help="also write the table to this file")
+    table.add_argument(
+        "--published",
+        action="store_true",
+        help="add published rows (LINE, rinna, OpenCALM) copied from their cited sources, marked as copied",
+    )
     table.set_defaults(func=run_table)
+    _add_mtbench(sub)
+
+
+def _add_mtbench(sub: argparse._SubParsersAction) -> None:
+    mt = sub.add_parser(
+        "mt-bench-ja",
+        help="Japanese MT-Bench: answers graded 1-10 by a judge model behind any OpenAI-compatible endpoint",
+        description=(
+            "Answer the 80 two-turn Japanese MT-Bench questions with the model's chat template (or read answers in "
+            "FastChat's format) and have a judge grade each turn with FastChat's single-answer prompts. Judgments "
+            "are stored as they arrive; rerunning the same command continues where it stopped."
+        ),
+        epilog=(
+            "examples:\n"
+            "  OPENAI_API_KEY=sk-... jalm eval mt-bench-ja --model runs/sft/model \\\n"
+            "      --judge-url https://api.openai.com/v1 --judge-model gpt-4o --out mtbench.json\n"
+            "  jalm eval mt-bench-ja --answers model_answer.jsonl --judge-url http://127.0.0.1:8000/v1 "
+            "--judge-model judge --judge-key-env ''"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    mt.add_argument(
+        "--model", metavar="DIR", help="chat model whose answers are generated (both turns, greedy)"
+    )
+    mt.add_argument(
+        "--answers", metavar="FILE", help="answers in FastChat's answer format instead of --model"
+    )
+    mt.add_argument(
+        "--judge-url", required=True, help="OpenAI-compatible base URL, e.g. https://api.openai.com/v1"
+    )
+    mt.add_argument("--judge-model", required=True, help="model name sent to the judge endpoint, e.g. gpt-4o")
+    mt.add_argument(
+        "--judge-key-env",
+        default="OPENAI_API_KEY",
+        metavar="VAR",
+        help="environment variable holding the judge's API key (default OPENAI_API_KEY; '' for none)",
+    )
+    mt.add_argument(
+        "--judgments",
+        metavar="FILE",
+        default="mt-bench-ja-judgments.jsonl",
+        help="JSONL the judgments are appended to; a rerun skips what it holds (default mt-bench-ja-judgments.jsonl)",
+    )
+    mt.add_argument(
+        "--answers-out", metavar="FILE", help="where generated answers go (default beside --judgments)"
+    )
+    mt.add_argument(
+        "--questions", metavar="FILE", help="FastChat question.jsonl (default: bundled Japanese MT-Bench)"
+    )
+    mt.add_argument(
+        "--references", metavar="FILE", help="reference answers (default: bundled GPT-4 references)"
+    )
+    mt.add_argument("--limit", type=int, metavar="N", help="the first N questions only")
+    mt.add_argument(
+        "--max-new-tokens", type=int, default=1024, help="per turn when generating (default 1024)"
+    )
+    mt.add_argument("--retries", type=int, default=5, help="retries of a failed judge request (default 5)")
+    mt.add_argument(
+        "--backoff", type=float, default=2.0, help="first retry wait in seconds, doubling (default 2)"
+    )
+    mt.add_argument("--timeout", type=float, default=600.0, help="seconds per judge request (default 600)")
+    mt.add_argument(
+        "--judge-max-tokens",
+        type=int,
+        default=2048,
+        help="max_tokens of each judgment (default 2048, FastChat's)",
+    )
+    mt.add_argument("--name", help="model name in the judgments and results (default: model_id or directory)")
+    mt.add_argument("--out", metavar="FILE", help="write a results JSON (for jalm eval table)")
+    mt.add_argument("--device", default="cpu", help="cpu, cuda, ... for generating answers")
+    mt.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16", "auto"])
+    mt.add_argument("--quiet", action="store_true", help="no progress bars")
+    mt.set_defaults(func=run_mtbench)
+
+
+def run_mtbench(args: argparse.Namespace) -> int:
+    from jalm.eval.mtbench import evaluate_mtbench, format_mtbench
+
+    results = evaluate_mtbench(
+        judge_url=args.judge_url,
+        judge_model=args.judge_model,
+        judgments=args.judgments,
+        model_dir=args.model,
+        answers=args.answers,
+        answers_out=args.answers_out,
+        name=args.name,
+        key_env=args.judge_key_env or None,
+        questions=args.questions,
+        references=args.references,
+        limit=args.limit,
+        max_new_tokens=args.max_new_tokens,
+        device=args.device,
+        dtype=args.dtype,
+        retries=args.retries,
+        backoff=args.backoff,
+        timeout=args.timeout,
+        judge_max_tokens=args.judge_max_tokens,
+        out=args.out,
+        progress=not args.quiet,
+    )
+    summary = results["tasks"]["mt-bench-ja"]
+    print(format_mtbench(summary))
+    if summary["unparsable"]:
+        print(
+            f"note: {summary['unparsable']} judgments had no [[rating]] and are not in the means",
+            file=sys.stderr,
+        )
+    if args.out:
+        print(f"\nresults written to {args.out}")
+    return 0
 
 
 def _add_model_flags(parser: argparse.ArgumentParser) -> None:
@@ -150,6 +279,24 @@ def _add_task_flags(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--aio-data", metavar="FILE", help="AI王 TSV for aio and aio-chat (default: bundled aio_02_dev)"
+    )
+    for task, label, pool in (
+        ("jcqa", "JCommonsenseQA", "bundled train v1.3"),
+        ("jnli", "JNLI", "bundled test v1.3; jp-stable used train-v1.3.json"),
+        ("jsts", "JSTS", "bundled test v1.3"),
+    ):
+        parser.add_argument(
+            f"--{task}-data", metavar="FILE", help=f"{label} questions (default: bundled valid v1.3)"
+        )
+        parser.add_argument(f"--{task}-train", metavar="FILE", help=f"{label} shot pool (default: {pool})")
+        parser.add_argument(f"--{task}-shots", type=int, metavar="N", help=f"{label} shots per question")
+    parser.add_argument(
+        "--jcqa-prompt-version", choices=["0.1", "0.2"], help="JCommonsenseQA prompt (default 0.2)"
+    )
+    parser.add_argument(
+        "--jnli-version",
+        choices=["1.1", "1.3"],
+        help="JNLI: 1.1 English labels, random shots (the published rows; default); 1.3 Japanese labels, stratified",
     )
 
 
@@ -213,7 +360,7 @@ def run(args: argparse.Namespace) -> int:
 def run_table(args: argparse.Namespace) -> int:
     from jalm.eval.table import format_table, read_results
 
-    table = format_table([read_results(p) for p in args.results])
+    table = format_table([read_results(p) for p in args.results], published=args.published)
     print(table)
     if args.out:
         Path(args.out).write_text(table + "\n", encoding="utf-8")

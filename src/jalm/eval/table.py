@@ -26,6 +26,10 @@ COLUMNS = (
     ("AI王 (chat)", "aio-chat", "exact_match", 1, False),
     ("JSQuAD", "jsquad", "exact_match", 2, True),
     ("JSQuAD (chat)", "jsquad-chat", "exact_match", 2, False),
+    ("JCommonsenseQA", "jcommonsenseqa", "acc", 1, False),
+    ("JNLI", "jnli", "acc", 1, False),
+    ("JSTS (Pearson)", "jsts", "pearson", 1, False),
+    ("MT-Bench-ja", "mt-bench-ja", "score", 2, False),
 )
 
 
@@ -51,6 +55,8 @@ def _cell(task: dict[str, Any] | None, key: str, digits: int) -> str:
 
 def _note(results: dict[str, Any]) -> str:
     tasks = results["tasks"]
+    if results.get("copied_from"):
+        return f"{results.get('model_name')}: copied, not measured — {results['copied_from']}"
     parts = []
     if "ppl" in tasks:
         p = tasks["ppl"]
@@ -78,12 +84,44 @@ def _note(results: dict[str, Any]) -> str:
             f"JSQuAD (chat) 0-shot instruction exact match (F1 {j.get('f1', float('nan')):.2f}), "
             f"{j.get('chat_template')} template, n={j.get('n')}"
         )
+    for key, label in (("jcommonsenseqa", "JCommonsenseQA"), ("jnli", "JNLI")):
+        if key in tasks:
+            t = tasks[key]
+            pool = Path(str(t.get("shot_pool"))).name if t.get("shot_pool") else "none"
+            parts.append(
+                f"{label} {t.get('task')} {t.get('shots')}-shot acc (acc_norm {t.get('acc_norm', float('nan')):.1f}), "
+                f"shots from {pool}, n={t.get('n')}"
+            )
+    if "jsts" in tasks:
+        t = tasks["jsts"]
+        rho = t.get("spearman")
+        parts.append(
+            f"JSTS {t.get('task')} {t.get('shots')}-shot Pearson ×100 (Spearman "
+            f"{DASH if rho is None else f'{rho:.1f}'}), {t.get('unparsable')} unparsable, n={t.get('n')}"
+        )
+    if "mt-bench-ja" in tasks:
+        t = tasks["mt-bench-ja"]
+        parts.append(
+            f"MT-Bench-ja mean 1–10 rating by {t.get('judge_model')} (FastChat single-answer grading; turn 1 "
+            f"{_num(t.get('turn1'))}, turn 2 {_num(t.get('turn2'))}), {t.get('judged')} judgments on "
+            f"{t.get('questions')} questions, {t.get('unparsable')} unparsable"
+            + (f"; {t['note']}" if t.get("note") else "")
+        )
     return f"{results.get('model_name', '?')}: " + "; ".join(parts) if parts else ""
 
 
-def format_table(results: Iterable[dict[str, Any]], notes: bool = True) -> str:
-    """The seed's table for one or several results dicts (one row each, in the order given)."""
+def _num(value: Any) -> str:
+    return DASH if value is None else f"{value:.2f}"
+
+
+def format_table(results: Iterable[dict[str, Any]], notes: bool = True, published: bool = False) -> str:
+    """The seed's table for one or several results dicts (one row each, in the order given); `published`
+    appends the copied rows of `jalm.eval.published`, marked as copied, with their sources in the notes."""
     results = list(results)
+    if published:
+        from jalm.eval.published import published_results
+
+        results += published_results()
     present = {task for r in results for task in r.get("tasks", {})}
     columns = [c for c in COLUMNS if c[4] or c[1] in present]
     rows = [

@@ -14,6 +14,12 @@ records). `evaluate()` takes task names (default configs) or config objects, e.g
 | aio | AioConfig | AI王 closed-book zero-shot `{question}答えは「` (aio.py) |
 | jsquad-chat | JsquadChatConfig | JSQuAD zero-shot as one user message in the chat template (chat.py) |
 | aio-chat | AioChatConfig | AI王 zero-shot as one user message in the chat template (chat.py) |
+| jcommonsenseqa | JcqaConfig | jp-stable `jcommonsenseqa-1.1-0.2`, 3 shots, log-likelihood of each choice (jglue.py) |
+| jnli | JnliConfig | jp-stable `jnli-1.1-0.2`, 3 shots, log-likelihood of each label (jglue.py) |
+| jsts | JstsConfig | llm-jp-eval's JSTS instruction, 4 shots, greedy score, Pearson / Spearman (jglue.py) |
+
+MARC-ja (in jp-stable's published rows) is not here: Amazon withdrew its source, the Multilingual Amazon
+Reviews Corpus, from distribution.
 
 Importing this module imports neither torch nor transformers; `run` does, when called.
 """
@@ -175,8 +181,90 @@ class AioChatConfig(TaskConfig):
         return evaluate_aio_chat(lm, self, limit=limit, batch_size=batch_size, progress=progress)
 
 
+@dataclass(frozen=True)
+class JcqaConfig(TaskConfig):
+    """JCommonsenseQA as jp-stable ran it for the published rows: `version` "0.2" (default) or "0.1";
+    `data`: questions (default bundled valid v1.3); `pool`: shot pool (default bundled train v1.3);
+    `shared_context=False` scores each choice as its own sequence (same numbers, slower)."""
+
+    name: ClassVar[str] = "jcommonsenseqa"
+    data: str | Path | None = None
+    pool: str | Path | None = None
+    shots: int = 3
+    version: str = "0.2"
+    shared_context: bool = True
+
+    def inputs(self) -> list[Path]:
+        return _given(self.data, self.pool)
+
+    def run(self, lm: Any, *, limit: int | None = None, batch_size: int = 8, progress: bool = True) -> Result:
+        from jalm.eval.jglue import evaluate_choice_task
+
+        return evaluate_choice_task(
+            lm,
+            self.name,
+            data=self.data,
+            pool=self.pool,
+            shots=self.shots,
+            version=self.version,
+            limit=limit,
+            batch_size=batch_size,
+            shared_context=self.shared_context,
+            progress=progress,
+        )
+
+
+@dataclass(frozen=True)
+class JnliConfig(JcqaConfig):
+    """JNLI as jp-stable ran it: `version` "1.1" (default: the published rows, English labels, random
+    shots) or "1.3" (Japanese labels, stratified shots). The default `pool` is the bundled v1.3 test set
+    because the train file jp-stable used is not bundled: pass the real train-v1.3.json as `pool`."""
+
+    name: ClassVar[str] = "jnli"
+    version: str = "1.1"
+
+
+@dataclass(frozen=True)
+class JstsConfig(TaskConfig):
+    """JSTS with llm-jp-eval's instruction, `shots` drawn from `pool` (default bundled test v1.3),
+    greedy decoding of the score; Pearson and Spearman ×100."""
+
+    name: ClassVar[str] = "jsts"
+    data: str | Path | None = None
+    pool: str | Path | None = None
+    shots: int = 4
+    max_new_tokens: int = 8
+
+    def inputs(self) -> list[Path]:
+        return _given(self.data, self.pool)
+
+    def run(self, lm: Any, *, limit: int | None = None, batch_size: int = 8, progress: bool = True) -> Result:
+        from jalm.eval.jglue import evaluate_jsts
+
+        return evaluate_jsts(
+            lm,
+            data=self.data,
+            pool=self.pool,
+            shots=self.shots,
+            limit=limit,
+            batch_size=batch_size,
+            max_new_tokens=self.max_new_tokens,
+            progress=progress,
+        )
+
+
 REGISTRY: dict[str, type[TaskConfig]] = {
-    config.name: config for config in (PplConfig, JsquadConfig, AioConfig, JsquadChatConfig, AioChatConfig)
+    config.name: config
+    for config in (
+        PplConfig,
+        JsquadConfig,
+        AioConfig,
+        JsquadChatConfig,
+        AioChatConfig,
+        JcqaConfig,
+        JnliConfig,
+        JstsConfig,
+    )
 }
 TASKS = tuple(REGISTRY)
 

@@ -26,6 +26,10 @@ def front_matter(facts: ModelFacts, license: str, datasets: list[str]) -> str:
         metrics.append("exact_match")
     if "jsquad" in tasks:
         metrics.append("f1")
+    if "jcommonsenseqa" in tasks or "jnli" in tasks:
+        metrics.append("accuracy")
+    if "jsts" in tasks:
+        metrics.append("pearsonr")
     tags = ["jalm", "japanese", str(facts.config.get("model_type", "causal-lm"))]
     lines = [
         "---",
@@ -54,6 +58,9 @@ def _model_index(facts: ModelFacts, tasks: dict) -> list[str]:
         ("jsquad", "exact_match", "exact_match", "Exact match", "JSQuAD"),
         ("jsquad", "f1", "f1", "F1", "JSQuAD"),
         ("aio", "exact_match", "exact_match", "Exact match", "AI王 (aio_02_dev)"),
+        ("jcommonsenseqa", "acc", "accuracy", "Accuracy", "JCommonsenseQA (JGLUE v1.3 valid)"),
+        ("jnli", "acc", "accuracy", "Accuracy", "JNLI (JGLUE v1.3 valid)"),
+        ("jsts", "pearson", "pearsonr", "Pearson r x100", "JSTS (JGLUE v1.3 valid)"),
     ]
     for task, key, mtype, mname, dataset in specs:
         value = tasks.get(task, {}).get(key) if isinstance(tasks.get(task), dict) else None

@@ -286,7 +286,29 @@ def _evaluation(facts: ModelFacts) -> Section:
         )
     if aio:
         notes.append(f"AI王: zero-shot exact match on {fmt_int(aio.get('n'))} questions.")
-    others = sorted(set(tasks) - {"ppl", "jsquad", "aio"})
+    jglue = [(k, label, key) for k, label, key in _JGLUE if isinstance(tasks.get(k), dict)]
+    if jglue:
+        blocks.append(
+            Table(
+                ["task", "protocol", "shots", "score", "n"],
+                [
+                    [
+                        label,
+                        str(tasks[k].get("task")),
+                        str(tasks[k].get("shots")),
+                        fmt_num(tasks[k].get(key), 1),
+                        fmt_int(tasks[k].get("n")),
+                    ]
+                    for k, label, key in jglue
+                ],
+            )
+        )
+        notes.append(
+            "JCommonsenseQA and JNLI: accuracy (%) under Stability AI's jp-stable harness protocol named in the "
+            "table (the protocol of LINE's published JP harness rows); JSTS: Pearson r ×100 under llm-jp-eval's "
+            "instruction. MARC-ja is not evaluated: Amazon withdrew its source."
+        )
+    others = sorted(set(tasks) - {"ppl", "jsquad", "aio", *(k for k, _, _ in _JGLUE)})
     if others:
         notes.append("Other tasks in the results file: " + ", ".join(others) + ".")
     notes.append(f"From {facts.results_path}.")
@@ -301,6 +323,13 @@ def _evaluation(facts: ModelFacts) -> Section:
         Table(["model", "params", "C4 PPL", "AI王", "JSQuAD"], [list(row) for row in LINE_REFERENCE])
     )
     return Section("Evaluation", blocks, "evaluation")
+
+
+_JGLUE = (
+    ("jcommonsenseqa", "JCommonsenseQA", "acc"),
+    ("jnli", "JNLI", "acc"),
+    ("jsts", "JSTS (Pearson)", "pearson"),
+)
 
 
 def _usage(facts: ModelFacts, model_ref: str) -> Section:
