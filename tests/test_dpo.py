@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import math
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -266,3 +268,94 @@ def test_with_trained_adapters_the_reference_is_the_base_with_adapters_off(tiny_
         tmp_path, model, "k", {"train": examples}, 2, encoder.eos_id, env, nullcontext
     )
     assert not reused and np.abs(got["train"] - want).max() < 1e-5
+
+
+@pytest.mark.parametrize("kind, lr", [("dpo", 3e-4), ("simpo", 3e-3)])
+def test_held_out_reward_accuracy_rises_on_the_demo_set(tiny_model_dir, dpo_data, tmp_path, kind, lr):
+    from jalm.dpo.train import dpo
+
+    options = _options(tiny_model_dir, dpo_data, loss=kind)
+    summary = dpo(options, _config(max_steps=12, lr=lr), tmp_path / "run", "cpu", progress=False)
+    val = _val(tmp_path / "run")
+    assert list(val) == [0, 12]
+    # 37 held-out pairs; under DPO every reward is 0 before the first step (policy = reference), a tie.
+    assert val[12]["val_reward_accuracy"] > val[0]["val_reward_accuracy"] + (0.5 if kind == "dpo" else 0), val
+    assert val[12]["val_margin"] > val[0]["val_margin"] and val[12]["val_loss"] < val[0]["val_loss"]
+    assert summary["val_reward_accuracy"] == pytest.approx(val[12]["val_reward_accuracy"], abs=1e-5)
+    stats = json.loads((tmp_path / "run" / "dpo_stats.json").read_text())
+    assert stats["base_val"]["val_reward_accuracy"] == pytest.approx(val[0]["val_reward_accuracy"], abs=1e-5)
+    assert stats["decontamination"]["removed"] == {"jsquad": 0, "aio": 0}
+    assert ("reference" in stats) == (kind == "dpo")
+
+
+def _cli_args(model_dir: Path, data: Path, run_dir: Path, *extra: str) -> list[str]:
+    args = ["dpo", "--model", str(model_dir), "--data", str(data), "--out", str(run_dir), "--seq-len", "128"]
+    args += ["--micro-batch-size", "4", "--grad-accum", "2", "--max-steps", "12", "--save-every", "4"]
+    return [*args, "--log-every", "1", "--lr", "1e-3", "--no-progress", "--dtype", "float32", *extra]
+
+
+def _cli_dpo(model_dir: Path, data: Path, run_dir: Path, *extra: str) -> subprocess.Popen:
+    command = [sys.executable, "-m", "jalm.cli", *_cli_args(model_dir, data, run_dir, *extra)]
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _step_rows(run_dir: Path) -> list[dict]:
+    drop = ("lr", "tokens_per_s", "elapsed_s", "grad_norm")
+    return [
+        {k: v for k, v in r.items() if k not in drop}
+        for r in read_metrics(run_dir / "metrics.jsonl")
+        if "loss" in r
+    ]
+
+
+def test_kill_9_then_rerun_gives_the_uninterrupted_losses(
+    tiny_model_dir, dpo_data, tmp_path, same_checkpoint, kill_9
+):
+    """Full-parameter DPO: the stored reference, the data order and the weights all resume exactly."""
+    reference = _cli_dpo(tiny_model_dir, dpo_data, tmp_path / "reference")
+    out, err = reference.communicate(timeout=300)
+    assert reference.returncode == 0, err[-2000:]
+    assert "reference log-probabilities of" in out and "held-out reward accuracy 0.000 → " in out
+
+    victim = _cli_dpo(tiny_model_dir, dpo_data, tmp_path / "victim")
+    kill_9(victim, (tmp_path / "victim" / "checkpoints" / "step_00000004").exists)
+    resumed = _cli_dpo(tiny_model_dir, dpo_data, tmp_path / "victim")
+    out, err = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, err[-2000:]
+    assert "pairs: reused from the run" in out
+    assert _step_rows(tmp_path / "victim") == _step_rows(tmp_path / "reference")
+    assert len(_step_rows(tmp_path / "reference")) == 12
+    same_checkpoint(tmp_path / "reference", tmp_path / "victim")
+
+
+def test_two_processes_give_the_one_process_losses_under_ddp_and_fsdp(tiny_model_dir, dpo_data, tmp_path):
+    """Each step's micro-batches are the same in 1 process × 2 micro-batches and 2 processes × 1 each, the
+    reference pass is split between the processes, and the metrics are summed across them."""
+    one = _cli_dpo(tiny_model_dir, dpo_data, tmp_path / "one", "--max-steps", "6", "--save-every", "0")
+    assert one.wait(timeout=300) == 0, one.stderr.read()[-2000:]
+    expected = _step_rows(tmp_path / "one")
+    jalm = Path(sys.executable).with_name("jalm")
+    launch = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        "--no-python",
+    ]
+    for parallel in ("ddp", "fsdp"):
+        run_dir = tmp_path / parallel
+        args = _cli_args(
+            tiny_model_dir, dpo_data, run_dir, "--max-steps", "6", "--save-every", "3", "--grad-accum", "1"
+        )
+        result = subprocess.run(
+            [*launch, str(jalm), *args, "--parallel", parallel], capture_output=True, text=True, timeout=600
+        )
+        assert result.returncode == 0, result.stderr[-3000:]
+        got = _step_rows(run_dir)
+        assert [r["step"] for r in got] == list(range(1, 7))
+        for want, row in zip(expected, got, strict=True):
+            assert row["reward_accuracy"] == want["reward_accuracy"] and row["tokens"] == want["tokens"]
+            for key in ("loss", "margin", "reward_chosen", "logp_chosen", "logp_rejected"):
+                assert row[key] == pytest.approx(want[key], abs=2e-4, rel=1e-4), (parallel, key)
+        assert json.loads((run_dir / "run.json").read_text())["world_size"] == 2

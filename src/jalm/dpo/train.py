@@ -111,9 +111,12 @@ def evaluate_pairs(
 ) -> dict[str, float]:
     """Held-out preference loss, reward accuracy and margin, means over all held-out pairs."""
     if not examples:
-        return {"val_loss": math.nan, "val_reward_accuracy": math.nan, "val_margin": math.nan}
+        names = ("loss", "reward_accuracy", "margin", "logp_accuracy")
+        return {f"val_{name}": math.nan for name in names}
     model.eval()
-    totals = {"loss": 0.0, "reward_accuracy": 0.0, "margin": 0.0}
+    # logp_accuracy: the chosen reply has the higher mean token log-probability (no reference involved),
+    # informative before the first step, when every DPO reward is 0.
+    totals = {"loss": 0.0, "reward_accuracy": 0.0, "margin": 0.0, "logp_accuracy": 0.0}
     order = sorted(range(len(examples)), key=lambda i: -examples[i].positions)
     for start in range(0, len(order), micro):
         indices = order[start : start + micro]
@@ -127,8 +130,10 @@ def evaluate_pairs(
             options.loss, options.strength, logps, lengths, ref, options.simpo_gamma
         )
         sums = pair_metrics(losses, rewards, logps)
-        for name in totals:
+        for name in ("loss", "reward_accuracy", "margin"):
             totals[name] += sums[name].item()
+        mean = logps / lengths
+        totals["logp_accuracy"] += (mean[:, 0] > mean[:, 1]).sum().item()
     model.train()
     return {f"val_{name}": value / len(examples) for name, value in totals.items()}
 
