@@ -25,6 +25,7 @@ STAGE_MODULES = (
     "jalm.data.command",
     "jalm.train.command",
     "jalm.sft.command",
+    "jalm.dpo.command",
     "jalm.export.command",
     "jalm.eval.command",
     "jalm.generate.command",
