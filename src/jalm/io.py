@@ -29,6 +29,25 @@ def temp_path(path: str | Path) -> Path:
     return path.with_name(f"{TMP_PREFIX}{os.getpid()}-{path.name}")
 
 
+def is_temporary(path: str | Path) -> bool:
+    """Whether `path` is a write in progress (or one a killed process left): never an input."""
+    return Path(path).name.startswith(TMP_PREFIX)
+
+
+def remove_temp_files(folder: str | Path) -> int:
+    """Delete the temporary files under `folder` (a killed worker's or run's leftovers); how many.
+
+    Only while no process writes there: a run calls it before its jobs start and after they end."""
+    folder, removed = Path(folder), 0
+    if not folder.is_dir():
+        return 0
+    for path in folder.rglob(f"{TMP_PREFIX}*"):
+        if path.is_file():
+            path.unlink(missing_ok=True)
+            removed += 1
+    return removed
+
+
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path to write `path`'s content to; when the block succeeds, fsync it and rename

@@ -149,6 +149,8 @@ def run(args: argparse.Namespace) -> int:
         compress=args.compress,
         executor=args.executor,
         overwrite=args.overwrite,
+        retries=args.retries,
+        task_memory=int(args.task_memory_gb * 2**30),
     )
     print(summary_line(stats, args.out))
     return 0

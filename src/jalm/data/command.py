@@ -72,6 +72,8 @@ def run(args: argparse.Namespace) -> int:
         shard_bytes=max(1, int(args.shard_mb * 2**20)),
         max_doc_tokens=args.max_doc_tokens,
         text_field=args.text_field,
+        retries=args.retries,
+        task_memory=int(args.task_memory_gb * 2**30),
     )
     skipped = meta["skipped"]
     print(
