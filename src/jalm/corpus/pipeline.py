@@ -30,7 +30,7 @@ from jalm.corpus.refine import merge_refine
 from jalm.corpus.shardjob import SUFFIXES, FilterJob, FinishJob
 from jalm.errors import JalmError
 from jalm.executors import DEFAULT_RETRIES, DEFAULT_TASK_MEMORY, Executor
-from jalm.io import remove_temp_files, write_atomic
+from jalm.io import INCOMPLETE_MARKER, begin_run, end_run, remove_temp_files, write_atomic
 
 STATS_VERSION = 1
 
@@ -67,6 +67,7 @@ def clean(
     if overwrite:
         remove_outputs(out)
     _check_or_write_plan(out, shards, config, compress, stages)
+    begin_run(out, "jalm clean")  # until the end, later stages refuse out/kept/ as input
     remove_temp_files(out)  # a killed run's half-written files
     started = time.perf_counter()
     with Executor(workers, executor, retries, task_memory) as runner:
@@ -82,6 +83,7 @@ def clean(
 
         write_report(out, stats)
     cleanup(out / ".work", shards)
+    end_run(out)
     return stats
 
 
@@ -215,7 +217,16 @@ def _check_or_write_plan(
     write_atomic(plan_path, json.dumps(plan, ensure_ascii=False, indent=1))
 
 
-OUTPUTS = ("kept", "rejected", "quarantine", ".work", "stats.json", "report.md", "report.png")
+OUTPUTS = (
+    "kept",
+    "rejected",
+    "quarantine",
+    ".work",
+    "stats.json",
+    "report.md",
+    "report.png",
+    INCOMPLETE_MARKER,
+)
 
 
 def remove_outputs(out: Path) -> None:

@@ -20,7 +20,7 @@ from typing import Any
 from jalm.data.packjob import PackJob, pack_shard, read_marker
 from jalm.data.tokens import SHARDS_DIR
 from jalm.errors import JalmError
-from jalm.io import TMP_PREFIX, remove_temp_files, write_atomic
+from jalm.io import TMP_PREFIX, begin_run, end_run, refuse_incomplete, remove_temp_files, write_atomic
 from jalm.jsonl import expand_inputs
 
 META_FILE = "meta.json"
@@ -47,6 +47,7 @@ def pack(
     max_doc_tokens: int = MAX_DOC_TOKENS,
     text_field: str = "text",
     threads: int | None = None,
+    allow_incomplete: bool = False,
 ) -> dict:
     """Tokenize documents into train/val token shards (resuming a killed run); returns (and writes) meta.json.
 
@@ -58,6 +59,7 @@ def pack(
 
     if shard_bytes < 1:
         raise JalmError(f"shard_bytes must be at least 1, got {shard_bytes}")
+    refuse_incomplete(list(inputs), allow_incomplete)
     files = list(dict.fromkeys(p.resolve() for p in expand_inputs(inputs)))
     sp = load_sentencepiece(tokenizer_dir)
     model_file = (Path(tokenizer_dir) / "spiece.model").absolute()  # jobs may run elsewhere (Ray)
@@ -76,6 +78,7 @@ def pack(
     jobs = plan_jobs(files, out, model_file, settings, shard_bytes, threads)
     done = _check_existing(out, jobs)
     todo = [job for job in jobs if job.name not in done]
+    begin_run(out, "jalm pack")  # until meta.json is written, `jalm train` refuses this directory
     start = time.perf_counter()
     with (
         _PackProgress(jobs, done, progress) as tally,
@@ -106,6 +109,7 @@ def pack(
     for name in ("train.bin", "val.bin"):  # a format-1 pack that was here: meta.json no longer names it
         (out / name).unlink(missing_ok=True)
     write_atomic(out / META_FILE, json.dumps(meta, indent=2, ensure_ascii=False) + "\n")
+    end_run(out)
     return meta
 
 
