@@ -79,3 +79,28 @@ def test_killed_run_is_refused_then_resumed(tmp_path: Path, kill_9, tokenizer_di
     }
     assert not list(out.rglob(f"{TMP_PREFIX}*")) and not (out / INCOMPLETE_MARKER).exists()
     pack([kept], tokenizer_dir, tmp_path / "packed2", progress=False)  # complete now: accepted
+
+
+def test_train_refuses_an_unfinished_pack(tmp_path: Path, packed_dir: Path, capsys) -> None:
+    import shutil
+
+    from jalm.cli import main
+
+    packed = tmp_path / "packed"
+    shutil.copytree(packed_dir, packed)
+    (packed / INCOMPLETE_MARKER).write_text("jalm pack\n", encoding="utf-8")  # as a killed pack leaves it
+    args = [
+        "train",
+        "--preset",
+        "tiny",
+        "--data",
+        str(packed),
+        "--out",
+        str(tmp_path / "run"),
+        "--max-steps",
+        "1",
+    ]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "`jalm pack` run that did not complete" in err and "--allow-incomplete" in err
+    assert not (tmp_path / "run").exists()
