@@ -43,3 +43,40 @@ def test_ray_executor_matches_local(tmp_path: Path) -> None:
         a = [r["id"] for r in read_records(sorted((tmp_path / "local" / sub).glob("*.jsonl*")))]
         b = [r["id"] for r in read_records(sorted((tmp_path / "ray" / sub).glob("*.jsonl*")))]
         assert a == b
+
+
+def test_ray_task_whose_worker_dies_is_retried(tmp_path: Path) -> None:
+    """A Ray worker SIGKILLed mid-task (as when its node is lost) reruns the task (max_retries); with
+    no retries left the run stops with one line. Without --workers, the jobs use the cluster's CPUs."""
+    import signal
+
+    import pytest
+
+    from jalm.errors import JalmError
+    from jalm.executors import Executor
+
+    flag = str(tmp_path / "flag")
+
+    def kill_first_try(job: int, report=None) -> int:  # a closure: Ray ships it by value
+        if job == 2 and not os.path.exists(flag):
+            Path(flag).write_text("killed once", encoding="utf-8")
+            os.kill(os.getpid(), signal.SIGKILL)
+        return job * 2
+
+    def always_killed(job: int, report=None) -> int:
+        if job == 2:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return job
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        with Executor(None, "ray", retries=1, memory=64 << 20) as runner:
+            assert runner.workers == 2  # the cluster's CPUs
+            assert runner.run(kill_first_try, list(range(4))) == [0, 2, 4, 6]
+        assert os.path.exists(flag)
+        with Executor(None, "ray", retries=0) as runner, pytest.raises(JalmError) as error:
+            runner.run(always_killed, list(range(4)))
+    finally:
+        ray.shutdown()
+    assert "always_killed of int" in str(error.value) and "\n" not in str(error.value)
+    assert "1 tries" in str(error.value)

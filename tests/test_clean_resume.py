@@ -48,13 +48,16 @@ def test_killed_run_resumes_without_loss_or_doubles(tmp_path: Path) -> None:
     process = subprocess.Popen([sys.executable, "-c", code], env=env)
     markers = out / ".work" / "pass1"
     deadline = time.monotonic() + 120
-    while not (markers.exists() and any(markers.glob("*.json"))):
+    while not (markers.exists() and any(markers.glob("[!.]*.json"))):
         assert process.poll() is None, "the run ended before it could be killed"
         assert time.monotonic() < deadline
         time.sleep(0.005)
     process.send_signal(signal.SIGKILL)
     process.wait()
-    done_before = {p.name: p.stat().st_mtime_ns for p in markers.glob("*.json")}
+    # (a marker being written when the kill came is a temporary file, not a marker: the rerun removes it)
+    done_before = {
+        p.name: p.stat().st_mtime_ns for p in markers.glob("*.json") if not p.name.startswith(".tmp-")
+    }
     assert 0 < len(done_before) < N_SHARDS  # killed in the middle of the filter pass
     assert not (out / "stats.json").exists()
 
@@ -73,6 +76,7 @@ def test_killed_run_resumes_without_loss_or_doubles(tmp_path: Path) -> None:
         k: stats[k] for k in ("input", "kept", "rejected", "malformed", "bytes")
     }
     assert stats["rejected"].get("exact_duplicate") == 1
+    assert not list(out.rglob(".tmp-*"))  # no leftover of the killed run
     # Rerunning a finished run changes nothing.
     again = clean([tmp_path / "in"], out, progress=False)
     assert again["kept"] == stats["kept"] and outputs(out) == (kept, rejected)

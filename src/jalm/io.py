@@ -25,12 +25,69 @@ from typing import IO, Any
 from jalm.errors import JalmError
 
 TMP_PREFIX = ".tmp-"
+# Written (atomically) into a stage's output directory before its first output and deleted as the run's
+# very last step: while it is there, the directory is a run in progress or one that was killed.
+INCOMPLETE_MARKER = ".jalm-incomplete"
 
 
 def temp_path(path: str | Path) -> Path:
     """The temporary sibling that a write of `path` goes to before it is renamed: `.tmp-PID-NAME`."""
     path = Path(path)
     return path.with_name(f"{TMP_PREFIX}{os.getpid()}-{path.name}")
+
+
+def is_temporary(path: str | Path) -> bool:
+    """Whether `path` is a write in progress (or one a killed process left): never an input."""
+    return Path(path).name.startswith(TMP_PREFIX)
+
+
+def remove_temp_files(folder: str | Path) -> int:
+    """Delete the temporary files under `folder` (a killed worker's or run's leftovers); how many.
+
+    Only while no process writes there: a run calls it before its jobs start and after they end."""
+    folder, removed = Path(folder), 0
+    if not folder.is_dir():
+        return 0
+    for path in folder.rglob(f"{TMP_PREFIX}*"):
+        if path.is_file():
+            path.unlink(missing_ok=True)
+            removed += 1
+    return removed
+
+
+def is_hidden(path: Path, root: Path) -> bool:
+    """Whether a file found under `root` is hidden (a `.tmp-` write, a run's `.work/` folder): no input."""
+    return any(part.startswith(".") for part in path.relative_to(root).parts)
+
+
+def begin_run(out: str | Path, command: str) -> None:
+    """Mark `out` as the output of a `command` run in progress (see INCOMPLETE_MARKER)."""
+    write_atomic(Path(out) / INCOMPLETE_MARKER, f"{command}\n")
+
+
+def end_run(out: str | Path) -> None:
+    """The run that writes `out` has completed: the last thing it does."""
+    marker = Path(out) / INCOMPLETE_MARKER
+    marker.unlink(missing_ok=True)
+    _fsync(marker.parent, getattr(os, "O_DIRECTORY", None))
+
+
+def refuse_incomplete(inputs: list[str | Path], allow: bool = False) -> None:
+    """A JalmError if an input (a file, its folder, or the folder above, as for `clean/kept/`) belongs
+    to a run that did not complete; `allow`: read it anyway."""
+    if allow:
+        return
+    for item in inputs:
+        item = Path(item)
+        folder = item if item.is_dir() else item.parent
+        for candidate in (folder, folder.parent):
+            marker = candidate / INCOMPLETE_MARKER
+            if marker.exists():
+                command = marker.read_text(encoding="utf-8").strip() or "jalm"
+                raise JalmError(
+                    f"{item}: written by a `{command}` run that did not complete ({marker} is there); "
+                    "rerun it to finish, or pass --allow-incomplete to read it as it is"
+                )
 
 
 @contextmanager

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from jalm.errors import JalmError
-from jalm.io import atomic_path, open_compressed
+from jalm.io import atomic_path, is_hidden, open_compressed
 
 
 def iter_lines(path: str | Path, buffering: int = -1) -> Iterator[tuple[int, bytes]]:
@@ -75,7 +75,8 @@ def expand_inputs(
     for item in inputs:
         item = Path(item)
         if item.is_dir():
-            found = sorted({p for pattern in patterns for p in item.rglob(pattern)})
+            # hidden files are no input: half-written `.tmp-` files, a clean run's `.work/` folder
+            found = sorted({p for pattern in patterns for p in item.rglob(pattern) if not is_hidden(p, item)})
             if not found:
                 raise JalmError(f"{item}: directory holds no {', '.join(patterns)} files")
             files.extend(found)

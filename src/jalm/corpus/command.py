@@ -167,6 +167,8 @@ def run(args: argparse.Namespace) -> int:
         executor=args.executor,
         overwrite=args.overwrite,
         keep_intermediate=args.keep_intermediate,
+        retries=args.retries,
+        task_memory=int(args.task_memory_gb * 2**30),
     )
     print(summary_line(stats, args.out))
     return 0

@@ -14,6 +14,7 @@ per part: rerunning the same command after a crash redoes only what has no compl
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import shutil
@@ -28,8 +29,8 @@ from jalm.corpus.readers import Shard, plan_shards
 from jalm.corpus.refine import merge_refine
 from jalm.corpus.shardjob import SUFFIXES, FilterJob, FinishJob
 from jalm.errors import JalmError
-from jalm.executors import Executor
-from jalm.io import write_atomic
+from jalm.executors import DEFAULT_RETRIES, DEFAULT_TASK_MEMORY, Executor
+from jalm.io import INCOMPLETE_MARKER, begin_run, end_run, remove_temp_files, write_atomic
 
 STATS_VERSION = 1
 
@@ -38,7 +39,7 @@ def clean(
     inputs: list[Path | str],
     out_dir: Path | str,
     config: CleanConfig | None = None,
-    workers: int = 1,
+    workers: int | None = 1,
     progress: bool = True,
     compress: str = "zst",
     executor: str = "local",
@@ -46,6 +47,8 @@ def clean(
     report: bool = True,
     overwrite: bool = False,
     keep_intermediate: bool = False,
+    retries: int = DEFAULT_RETRIES,
+    task_memory: int = DEFAULT_TASK_MEMORY,
 ) -> dict[str, Any]:
     """Clean `inputs` (JSONL/.gz/.zst, Parquet, text/HTML folders) into `out_dir`; return the stats.
 
@@ -59,17 +62,20 @@ def clean(
     config = config or CleanConfig.load()
     if compress not in SUFFIXES:
         raise JalmError(f"compression must be one of {', '.join(SUFFIXES)}, got {compress!r}")
-    if workers < 1:
+    if workers is not None and workers < 1:
         raise JalmError(f"--workers must be at least 1, got {workers}")
-    out = Path(out_dir)
+    out = Path(out_dir).absolute()  # jobs may run elsewhere than the current directory (Ray)
     split_mb = config.section("input").get("split_mb", 0)
     shards = plan_shards(inputs, split_bytes=int(split_mb * 1e6) if split_mb else None)
     if overwrite:
         remove_outputs(out)
     _check_or_write_plan(out, shards, config, compress, stages)
+    begin_run(out, "jalm clean")  # until the end, later stages refuse out/kept/ as input
+    remove_temp_files(out)  # a killed run's half-written files
     started = time.perf_counter()
-    with Executor(workers, executor) as runner:
+    with Executor(workers, executor, retries, task_memory) as runner:
         stats = _run(shards, out, config, compress, stages, runner, _bar(progress, len(shards)), started)
+    remove_temp_files(out)  # those of workers that died and were replaced
     elapsed = time.perf_counter() - started
     stats["timings"]["total_s"] = round(elapsed, 3)
     stats["timings"]["docs_per_s"] = round(stats["input"] / elapsed, 1) if elapsed else None
@@ -80,6 +86,7 @@ def clean(
 
         write_report(out, stats)
     cleanup(out / ".work", shards, keep_intermediate)
+    end_run(out)
     return stats
 
 
@@ -110,11 +117,17 @@ def _run(shards, out, config, compress, stages, runner, bar, started) -> dict[st
 def _filter_pass(shards, out, config, compress, stages, runner, bar) -> None:
     """Pass 1: filters, per shard (those without a marker)."""
     todo = [s for s in shards if not (out / ".work" / "pass1" / f"{s.name}.json").exists()]
-    jobs = [FilterJob(s, out, config.settings, compress, list(stages or [])) for s in todo]
+    jobs = [FilterJob(_absolute(s), out, config.settings, compress, list(stages or [])) for s in todo]
     if bar is not None and len(todo) < len(shards):
         bar.write(f"clean: resuming, {len(shards) - len(todo)} of {len(shards)} shards already filtered")
     on_done = _shard_done(bar, len(shards), len(shards) - len(todo))
     runner.run(shardjob.filter_shard, jobs, bar, on_done=on_done)
+
+
+def _absolute(shard: Shard) -> Shard:
+    """The shard with absolute paths: a job may run in another directory, or on another node (Ray)."""
+    paths = [p if "://" in p else str(Path(p).absolute()) for p in shard.paths]
+    return dataclasses.replace(shard, paths=paths)
 
 
 def _group_pass(shards, work, dedup_cfg, runner, bar) -> tuple[dict[str, Any], dict[str, int]]:
@@ -210,7 +223,16 @@ def _check_or_write_plan(
     write_atomic(plan_path, json.dumps(plan, ensure_ascii=False, indent=1))
 
 
-OUTPUTS = ("kept", "rejected", "quarantine", ".work", "stats.json", "report.md", "report.png")
+OUTPUTS = (
+    "kept",
+    "rejected",
+    "quarantine",
+    ".work",
+    "stats.json",
+    "report.md",
+    "report.png",
+    INCOMPLETE_MARKER,
+)
 
 
 def remove_outputs(out: Path) -> None:

@@ -25,6 +25,7 @@ from jalm.corpus.items import (
     stem,
 )
 from jalm.errors import JalmError
+from jalm.io import is_hidden
 from jalm.jsonl import iter_lines
 
 _BUFFER = 1 << 20
@@ -38,7 +39,10 @@ def plan_shards(inputs: list[str | Path], split_bytes: int | None = None) -> lis
     for item in inputs:
         path = Path(item)
         if path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.is_file() and kind_of(p))
+            # hidden files are no input: half-written `.tmp-` files, a clean run's `.work/` folder
+            found = sorted(
+                p for p in path.rglob("*") if p.is_file() and kind_of(p) and not is_hidden(p, path)
+            )
             if not found:
                 raise JalmError(
                     f"{path}: folder holds no .jsonl(.gz/.zst), .parquet, .warc/.wet/.arc(.gz), .txt or .html files"

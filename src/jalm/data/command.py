@@ -37,6 +37,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     add_executor_options(parser)
     parser.add_argument(
+        "--allow-incomplete",
+        action="store_true",
+        help="read inputs that a killed or unfinished `jalm clean` left (refused by default)",
+    )
+    parser.add_argument(
         "--shard-mb",
         type=float,
         default=256,
@@ -76,6 +81,9 @@ def run(args: argparse.Namespace) -> int:
         shard_bytes=max(1, int(args.shard_mb * 2**20)),
         max_doc_tokens=args.max_doc_tokens,
         text_field=args.text_field,
+        allow_incomplete=args.allow_incomplete,
+        retries=args.retries,
+        task_memory=int(args.task_memory_gb * 2**30),
     )
     skipped = meta["skipped"]
     print(

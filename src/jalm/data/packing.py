@@ -20,7 +20,7 @@ from typing import Any
 from jalm.data.packjob import PackJob, pack_shard, read_marker
 from jalm.data.tokens import SHARDS_DIR
 from jalm.errors import JalmError
-from jalm.io import TMP_PREFIX, write_atomic
+from jalm.io import TMP_PREFIX, begin_run, end_run, refuse_incomplete, remove_temp_files, write_atomic
 from jalm.jsonl import expand_inputs
 
 META_FILE = "meta.json"
@@ -39,28 +39,32 @@ def pack(
     seq_len: int = 512,
     progress: bool = True,
     *,
-    workers: int = 1,
+    workers: int | None = 1,
     executor: str = "local",
+    retries: int | None = None,
+    task_memory: int | None = None,
     shard_bytes: int = SHARD_BYTES,
     max_doc_tokens: int = MAX_DOC_TOKENS,
     text_field: str = "text",
     threads: int | None = None,
+    allow_incomplete: bool = False,
 ) -> dict:
     """Tokenize documents into train/val token shards (resuming a killed run); returns (and writes) meta.json.
 
     `max_doc_tokens`: longer documents are set aside and counted (0: no limit); empty ones are counted
     too. `threads`: SentencePiece threads per job (default: all cores with one local worker, else 1).
     """
-    from jalm.executors import Executor
+    from jalm.executors import DEFAULT_RETRIES, DEFAULT_TASK_MEMORY, Executor
     from jalm.tokenizer import load_sentencepiece, tokenizer_model_file
 
     if shard_bytes < 1:
         raise JalmError(f"shard_bytes must be at least 1, got {shard_bytes}")
+    refuse_incomplete(list(inputs), allow_incomplete)
     files = list(dict.fromkeys(p.resolve() for p in expand_inputs(inputs)))
     sp = load_sentencepiece(tokenizer_dir)
-    model_file = tokenizer_model_file(tokenizer_dir)
+    model_file = Path(tokenizer_model_file(tokenizer_dir)).absolute()  # jobs may run elsewhere (Ray)
     vocab = sp.get_piece_size()
-    out = Path(out_dir)
+    out = Path(out_dir).absolute()
     settings = {
         "format": FORMAT,
         "dtype": "uint16" if vocab <= 2**16 else "uint32",
@@ -70,16 +74,28 @@ def pack(
         "tokenizer_sha256": hashlib.sha256(model_file.read_bytes()).hexdigest(),
     }
     if threads is None:
-        threads = 0 if (workers <= 1 and executor == "local") else 1
+        threads = 0 if ((workers or 1) <= 1 and executor == "local") else 1
     jobs = plan_jobs(files, out, model_file, settings, shard_bytes, threads)
     done = _check_existing(out, jobs)
     todo = [job for job in jobs if job.name not in done]
+    begin_run(out, "jalm pack")  # until meta.json is written, `jalm train` refuses this directory
     start = time.perf_counter()
-    with _PackProgress(jobs, done, progress) as tally, Executor(workers, executor) as runner:
+    with (
+        _PackProgress(jobs, done, progress) as tally,
+        Executor(
+            workers,
+            executor,
+            DEFAULT_RETRIES if retries is None else retries,
+            DEFAULT_TASK_MEMORY if task_memory is None else task_memory,
+        ) as runner,
+    ):
         runner.run(pack_shard, todo, progress=tally)
+    remove_temp_files(out / SHARDS_DIR)  # those of workers that died and were replaced
     markers = [read_marker(out, job.name) for job in jobs]
     meta = _meta(markers, files, settings, vocab, sp.eos_id(), seq_len)
-    meta.update(seconds=round(time.perf_counter() - start, 2), resumed_shards=len(done), workers=workers)
+    meta.update(
+        seconds=round(time.perf_counter() - start, 2), resumed_shards=len(done), workers=runner.workers
+    )
     if meta["train_documents"] == 0:
         raise JalmError(f"{', '.join(map(str, files))}: no documents with text to pack")
     if meta["train_tokens"] < seq_len + 1:
@@ -93,6 +109,7 @@ def pack(
     for name in ("train.bin", "val.bin"):  # a format-1 pack that was here: meta.json no longer names it
         (out / name).unlink(missing_ok=True)
     write_atomic(out / META_FILE, json.dumps(meta, indent=2, ensure_ascii=False) + "\n")
+    end_run(out)
     return meta
 
 

@@ -44,6 +44,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--threads", type=int, default=None, help="training threads (default: all cores)")
     train.add_argument("--model-max-length", type=int, default=2048, help="context length (default 2048)")
     train.add_argument("--quiet", action="store_true", help="no progress output")
+    train.add_argument(
+        "--allow-incomplete",
+        action="store_true",
+        help="read inputs that a killed or unfinished `jalm clean` left (refused by default)",
+    )
     train.set_defaults(func=run)
     extend = commands.add_parser(
         "extend",
@@ -80,6 +85,7 @@ def run(args: argparse.Namespace) -> int:
         num_threads=args.threads,
         progress=not args.quiet,
         model_max_length=args.model_max_length,
+        allow_incomplete=args.allow_incomplete,
     )
     stats = json.loads((out_dir / STATS_FILE).read_text(encoding="utf-8"))
     print(

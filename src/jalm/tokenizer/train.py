@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from jalm.errors import JalmError
-from jalm.io import write_atomic
+from jalm.io import refuse_incomplete, write_atomic
 from jalm.jsonl import expand_inputs, read_texts
 from jalm.memory import machine_memory
 from jalm.tokenizer.hf_files import write_hf_tokenizer_files
@@ -238,13 +238,18 @@ def train_tokenizer(
     num_threads: int | None = None,
     progress: bool = True,
     model_max_length: int = 2048,
+    allow_incomplete: bool = False,
 ) -> Path:
     """Train the unigram tokenizer on JSONL(.gz/.zst) files or directories; return `out_dir`.
+
+    Inputs that a `jalm clean` run still writes (or that a killed one left) are refused unless
+    `allow_incomplete`.
 
     `out_dir` receives ``spiece.model``, the Hugging Face tokenizer files and ``train_stats.json``
     (counts, options, chars/token, seconds).
     """
     started = time.perf_counter()
+    refuse_incomplete(list(inputs), allow_incomplete)
     files = expand_inputs(inputs)
     if not files:
         raise JalmError("no input files given")

@@ -61,6 +61,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument(
+        "--allow-incomplete",
+        action="store_true",
+        help="train on a packed directory whose `jalm pack` run did not complete (refused by default)",
+    )
+    parser.add_argument(
         "--threads", type=int, help="torch CPU threads (1 is often faster on a CPU other jobs also use)"
     )
     plan = parser.add_argument_group(
@@ -114,6 +119,7 @@ def config_overrides(args: argparse.Namespace) -> dict:
 def run(args: argparse.Namespace) -> int:
     from jalm.data import parse_sources
     from jalm.errors import JalmError
+    from jalm.io import refuse_incomplete
     from jalm.train.config import default_config
     from jalm.train.loop import train
     from jalm.train.plan import check_fits, plan_for_run
@@ -123,6 +129,7 @@ def run(args: argparse.Namespace) -> int:
     for source in data if not args.plan else []:
         if not source.path.is_dir():
             raise JalmError(f"{source.path}: no such directory; run `jalm pack` first")
+    refuse_incomplete([source.path for source in data], args.allow_incomplete)
     preset = args.preset or overrides.get("init_from")
     if not preset:
         raise JalmError("jalm train: give --preset NAME, or --init-from MODEL_DIR to continue pretraining it")
