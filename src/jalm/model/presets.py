@@ -1,8 +1,7 @@
 """Named model shapes. `1.7b` and `3.6b` are LINE's published configs; the small ones fit a laptop CPU.
 
-We train transformers' own `GPT2LMHeadModel` / `GPTNeoXForCausalLM` rather than a model of our own:
-compiled, they are as fast on CPU as a hand-written model (STYLE.md), and export is then exact by
-construction — the released directory holds the very classes we trained.
+We train transformers' own `GPT2LMHeadModel` / `GPTNeoXForCausalLM` rather than a model of our own, so
+export is exact by construction — the released directory holds the very classes we trained (docs/design.md).
 """
 
 from __future__ import annotations
