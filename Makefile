@@ -24,7 +24,7 @@ $(VENV)/.installed: pyproject.toml Makefile
 	$(PY) -c "import torch, sys; sys.exit(torch.__version__.split('+')[0] != '$(TORCH_VERSION)')" 2>/dev/null || \
 	  $(PIP) install --quiet torch==$(TORCH_VERSION) $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) 2>/dev/null || \
 	  $(PIP) install --quiet torch==$(TORCH_VERSION)
-	$(PIP) install --quiet -e ".[dev]"
+	$(PIP) install --quiet -e ".[all,dev]"
 	$(PIP) install --quiet --no-deps --target $(TF4) $(TF4_PACKAGES)
 	touch $@
 

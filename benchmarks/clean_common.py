@@ -17,10 +17,12 @@ Near-duplicate copies come after their originals, so the copy to remove is the l
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+# ../shared/data beside the checkout; JALM_SHARED_DATA names it elsewhere (e.g. from a git worktree)
+SHARED = Path(os.environ.get("JALM_SHARED_DATA") or Path(__file__).resolve().parents[2] / "shared" / "data")
 ROOT = Path(__file__).resolve().parents[1]
 WORK = ROOT / "runs" / "bench_clean"
 
@@ -48,7 +50,9 @@ def read_jsonl(path: Path) -> list[dict]:
         return [json.loads(line) for line in handle if line.strip()]
 
 
-def technical_pages() -> list[dict]:
+def technical_pages(raw_html: bool = False) -> list[dict]:
+    """The help pages labelled clean technical Japanese (on their extracted text); with `raw_html`, each
+    record's text is the page's HTML as found, for `jalm clean` to extract itself."""
     from jalm.corpus.features import Features
     from jalm.corpus.html import extract_main_text
     from jalm.corpus.normalize import normalize_text
@@ -60,7 +64,8 @@ def technical_pages() -> list[dict]:
         text = extract_main_text(record["text"]) or ""
         features = Features(normalize_text(text))
         if features.n_chars >= 200 and features.n_japanese / features.n_chars >= 0.6:
-            pages.append({"text": text, "source": record["source"], "license": record["license"]})
+            kept_text = record["text"] if raw_html else text
+            pages.append({"text": kept_text, "source": record["source"], "license": record["license"]})
     return pages
 
 

@@ -1,6 +1,7 @@
 """Quality of the clean stage against HojiChar on the labelled set (see clean_common.py).
 
     .venv/bin/python benchmarks/clean_quality.py            # prints the tables for benchmarks/README.md
+    .venv/bin/python benchmarks/clean_quality.py --raw-html # the technical pages from raw HTML, per extractor
 
 Measures, for jalm (default config) and for HojiChar's Japanese filters + its near-dedup, the share
 of clean documents kept (by source) and of noise removed (by category), and which rules cost clean
@@ -9,12 +10,21 @@ documents. Writes runs/bench_clean/quality.json.
 
 from __future__ import annotations
 
+import argparse
 import json
 import shutil
+import tempfile
 import time
 from collections import Counter, defaultdict
 
-from clean_common import WORK, build_labelled_set, hojichar_pipeline, hojichar_reason, read_jsonl
+from clean_common import (
+    WORK,
+    build_labelled_set,
+    hojichar_pipeline,
+    hojichar_reason,
+    read_jsonl,
+    technical_pages,
+)
 from jalm.corpus import clean
 from jalm.jsonl import read_records
 
@@ -71,7 +81,35 @@ def _right_shares(results: dict, names: list[str], label: str, ids: list[str], t
     return " | ".join(template.format(100 * share) for share in shares)
 
 
+def raw_html_technical() -> None:
+    """The quality set's technical help pages fed as raw HTML (kind html) to `jalm clean`, once per
+    extractor: pages kept and why the others were lost (the labels are those of the main table)."""
+    from jalm.corpus.config import CleanConfig
+    from jalm.corpus.html import EXTRACTORS
+
+    pages = technical_pages(raw_html=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        source = WORK / "technical_raw_html.jsonl"
+        source.parent.mkdir(parents=True, exist_ok=True)
+        with open(source, "w", encoding="utf-8") as handle:
+            for i, page in enumerate(pages):
+                handle.write(
+                    json.dumps({"id": f"technical-{i}", "kind": "html", **page}, ensure_ascii=False) + "\n"
+                )
+        for extractor in EXTRACTORS:
+            out = f"{tmp}/{extractor}"
+            config = CleanConfig.load(overrides={"html": {"extractor": extractor}})
+            stats = clean([source], out, config, progress=False, report=False)
+            lost = {rule: n for rule, n in stats["rejected"].items() if n}
+            print(f"{extractor}: technical pages kept {stats['kept']}/{len(pages)}; lost: {lost}")
+
+
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--raw-html", action="store_true", help="only the technical pages, from raw HTML")
+    if parser.parse_args().raw_html:
+        raw_html_technical()
+        return
     files, labels = build_labelled_set()
     n_bytes = sum(p.stat().st_size for p in files)
     print(

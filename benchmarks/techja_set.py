@@ -37,6 +37,7 @@ import argparse
 import gzip
 import hashlib
 import json
+import os
 import re
 import subprocess
 import sys
@@ -176,7 +177,8 @@ def html_docs(root: Path, package: str, version: str) -> list[dict]:
 def _shared_pages() -> set[str]:
     """Paths of the pages in shared/data/noisy/web_raw.jsonl (the source of data/noisy and of the
     older labelled set's help pages): never in this set."""
-    path = ROOT.parent / "shared" / "data" / "noisy" / "web_raw.jsonl"
+    shared = os.environ.get("JALM_SHARED_DATA") or ROOT.parent / "shared" / "data"
+    path = Path(shared) / "noisy" / "web_raw.jsonl"
     if not path.exists():
         return set()
     with open(path, encoding="utf-8") as handle:

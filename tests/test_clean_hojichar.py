@@ -56,11 +56,19 @@ def test_compose_object_as_stage_in_worker_processes(
     # jalm's own PII masking off, so that the phone number reaches HojiChar's masking filter.
     config = CleanConfig.load(overrides={"pii": {"mode": "off"}})
     stats = clean(
-        sorted(inputs.glob("*.jsonl")), out, config, stages=[make_compose()], workers=2, progress=False
+        sorted(inputs.glob("*.jsonl")),
+        out,
+        config,
+        stages=[make_compose(pause=0.05)],
+        workers=2,
+        progress=False,
     )
     check(out, stats)
-    # The stage's time is accounted under its own name (its value may round to 0.0 on a fast machine).
-    assert stats["timings"]["cpu_s_by_step"]["hojichar"] >= 0
+    # The stage's time is accounted under its own name: every document that reached it (kept, or
+    # rejected by it) spent at least the 0.05 s its Pause filter sleeps, a lower bound no machine beats.
+    # (The keyword filter rejects before the pause, so its document adds nothing.)
+    reached = stats["kept"]
+    assert stats["timings"]["cpu_s_by_step"]["hojichar"] >= 0.05 * reached - 0.001 > 0
 
 
 def test_compose_named_in_config(inputs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

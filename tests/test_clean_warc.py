@@ -387,3 +387,26 @@ def test_extractors_are_selectable(tmp_path: Path) -> None:
         assert sentence in " ".join(text.split())  # trafilatura keeps the page's line breaks in a <p>
     with pytest.raises(Exception, match="unknown HTML extractor"):
         CleanConfig.load(overrides={"html": {"extractor": "lynx"}})
+
+
+def test_resiliparse_full_keeps_the_list_items_main_content_drops() -> None:
+    """resiliparse's main-content heuristic drops the list items of this manual page (and keeps its
+    header); `resiliparse-full` keeps every block of prose and drops nav, header and footer
+    (benchmarks/html_prose.py measures both on real help pages)."""
+    note = "この操作は元に戻せないので、先に画像を保存しておくことをお勧めします。"
+    item = "レイヤーダイアログの右クリックメニューからも同じコマンドを選べます。"
+    prose = "このコマンドは活性レイヤーのアルファチャンネルをもとに選択範囲を作成します。" * 6
+    page = (
+        "<html><head><title>t</title></head><body>"
+        "<nav><a href='a.html'>前へ</a> <a href='b.html'>次へ</a> ナビゲーションの案内です。</nav>"
+        "<header>GIMP ユーザーマニュアルのヘッダーです。</header>"
+        f"<div class='sect1'><h2>7.42. 選択範囲との交わり</h2><p>{prose}</p>"
+        f"<div class='note'><h3>注記</h3><p>{note}</p></div>"
+        f"<ul><li>{item}</li><li>キーボードショートカットはありません。</li></ul></div>"
+        "<footer>このページのフッターです。</footer></body></html>"
+    )
+    assert item not in " ".join(extract_main_text(page).split())
+    full = " ".join(extract_main_text(page, extractor="resiliparse-full").split())
+    assert note in full and item in full and prose[:40] in full
+    assert "ナビゲーション" not in full and "ヘッダー" not in full and "フッター" not in full
+    assert CleanConfig.load(overrides={"html": {"extractor": "resiliparse-full"}})

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import itertools
 import json
+from pathlib import Path
 
 from jalm.demo import PROMPT, run_demo
 from jalm.jsonl import read_records
 from jalm.resources import bundled
+from jalm.train.metrics import read_metrics
 
 
 def test_demo_runs_every_stage_and_reports(small_corpus, tmp_path, capsys):
@@ -51,3 +53,37 @@ def test_demo_runs_every_stage_and_reports(small_corpus, tmp_path, capsys):
     assert set(summary["chat"]) == {"question", "before", "after"}
     tokenizer_config = json.loads((tmp_path / "demo" / "sft-model" / "tokenizer_config.json").read_text())
     assert "システム: " in tokenizer_config["chat_template"]
+    # The loss fell: on the held-out dev text, the exported model beats the run's own initial weights
+    # (rebuilt from run.json's preset, seed and init), and instruction tuning beat its base.
+    initial, trained = held_out_losses(tmp_path / "demo", dev)
+    assert trained < initial
+    sft_curve = [
+        r["val_loss"] for r in read_metrics(tmp_path / "demo" / "sft" / "metrics.jsonl") if "val_loss" in r
+    ]
+    assert sft_curve[-1] < sft_curve[0]
+
+
+def held_out_losses(demo: Path, dev: Path) -> tuple[float, float]:
+    """Mean next-token loss on `dev`'s texts: (the run's initial weights, the exported model)."""
+    import sentencepiece as spm
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from jalm.model import build_model, get_preset, init_weights
+
+    run = json.loads((demo / "train" / "run.json").read_text())
+    trained = AutoModelForCausalLM.from_pretrained(demo / "model", dtype=torch.float32).eval()
+    preset, config = get_preset(run["preset"]), run["config"]
+    torch.manual_seed(config["seed"])
+    initial = build_model(trained.config, "cpu")
+    generator = torch.Generator("cpu").manual_seed(config["seed"])
+    init_weights(initial, preset.hidden, preset.layers, config["init"], generator=generator)
+    initial.eval()
+    tokenizer = spm.SentencePieceProcessor(model_file=str(demo / "model" / "spiece.model"))
+    losses: dict[str, list[float]] = {"initial": [], "trained": []}
+    for record in read_records([dev]):
+        ids = torch.tensor([tokenizer.encode(record["text"])[: preset.max_positions]])
+        with torch.no_grad():
+            for name, model in (("initial", initial), ("trained", trained)):
+                losses[name].append(model(input_ids=ids, labels=ids).loss.item())
+    return sum(losses["initial"]) / len(losses["initial"]), sum(losses["trained"]) / len(losses["trained"])

@@ -107,6 +107,28 @@ def test_published_presets_on_eight_80gb_gpus_with_fsdp2():
         assert f"{n:,} parameters" in text and "FSDP2 over 8 processes" in text and "verdict: fits" in text
 
 
+@pytest.mark.parametrize("preset", ["1.7b", "3.6b"])
+def test_flops_per_token_is_what_torch_counts_for_a_training_step(preset):
+    """The MFU formula (6N + 12·L·H·T) against an independent count: torch's FlopCounterMode over one
+    forward and backward of the real model shape (on the meta device: no memory, no time)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    seq_len = 2048
+    shape = get_preset(preset)
+    model = build_model(hf_config(shape), "meta")
+    ids = torch.zeros((1, seq_len), dtype=torch.long, device="meta")
+    with FlopCounterMode(display=False) as counter:
+        model(input_ids=ids, labels=ids).loss.backward()
+    counted = counter.get_total_flops() / seq_len
+    n = count_parameters(model)
+    formula = mfu(n, shape, seq_len, 1.0, peak_flops=1.0)  # = FLOPs per token
+    # 6N also counts the norms' and biases' parameters, which are no matrix multiplications: < 0.5 %
+    assert counted <= formula <= 1.005 * counted
+    assert 6 * n < 0.95 * counted  # the attention term matters: 6N alone is more than 5 % short
+    plan = make_plan(default_config(preset, global_batch_tokens=2**20), None, H100, processes=8)
+    assert plan.flops_per_token == formula
+
+
 def test_ddp_keeps_replicas_and_fsdp2_shards():
     cfg = default_config("1.7b")
     ddp = make_plan(cfg, None, H100, processes=4, parallel="ddp")

@@ -48,8 +48,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_executor_options(parser)
     parser.add_argument(
         "--extractor",
-        choices=("resiliparse", "trafilatura"),
-        help="HTML main-text extractor (default from the config: resiliparse)",
+        choices=("resiliparse", "resiliparse-full", "trafilatura"),
+        help="HTML main-text extractor (default from the config: resiliparse; resiliparse-full keeps every "
+        "block but nav/header/footer/aside and leaves menus to the line rules)",
     )
     parser.add_argument(
         "--url-block",

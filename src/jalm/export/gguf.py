@@ -74,7 +74,7 @@ def add_tokenizer(writer, model: str, tokens: list, scores: list, types: list, s
     writer.add_token_types(types)
     for role, token_id in specials.items():
         getattr(writer, f"add_{role}_token_id")(token_id)
-    # jalm's models see no <s> and no </s> around a text (DESIGN.md); llama.cpp must not add them either.
+    # jalm's models see no <s> and no </s> around a text (docs/design.md, the recipe); llama.cpp must not add them either.
     writer.add_add_bos_token(False)
     writer.add_add_eos_token(False)
     writer.add_add_space_prefix(False)

@@ -2,8 +2,8 @@
 published configs, `llm-jp-3-*` LLM-jp-3's; the small ones fit a laptop CPU.
 
 We train transformers' own `GPT2LMHeadModel` / `GPTNeoXForCausalLM` / `LlamaForCausalLM` rather than a model
-of our own: compiled, they are as fast on CPU as a hand-written model (STYLE.md), and export is then exact by
-construction — the released directory holds the very classes we trained.
+of our own, so export is exact by construction — the released directory holds the very classes we trained
+(docs/design.md).
 """
 
 from __future__ import annotations
