@@ -117,3 +117,31 @@ def test_bpe_base_gets_reachable_merges_and_byte_level_bpe_is_refused(small_corp
     (tmp_path / "bbpe" / "tokenizer.json").write_text("{}")
     with pytest.raises(JalmError, match="byte-level BPE"):
         extend_tokenizer(tmp_path / "bbpe", [small_corpus], 10, tmp_path / "x")
+
+
+@pytest.mark.parametrize("tf4", [False, True])
+def test_extended_tokenizer_is_exact_under_both_transformers_majors(small_corpus, extended, tf4):
+    import os
+    import subprocess
+    import sys
+
+    probe = Path(__file__).with_name("tf_compat_probe.py")
+    texts = [t[:2000] for _, t in zip(range(100), read_texts([small_corpus]))]
+    path = str(Path(sys.prefix) / "tf4") if tf4 else ""
+    env = {**os.environ, "PYTHONPATH": path, "USE_TORCH": "0"}
+    done = subprocess.run(
+        [sys.executable, str(probe), str(extended)],
+        input=json.dumps(texts),
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(done.stdout)
+    assert result["transformers"].startswith("4." if tf4 else "5.")
+    sp = spm.SentencePieceProcessor(model_file=str(extended / "spiece.model"))
+    for mode in ("slow", "fast"):
+        assert "error" not in result[mode], result[mode]
+        assert result[mode]["ids"] == [sp.encode(t) for t in texts], mode
+        assert result[mode]["decoded"] == texts, mode
