@@ -34,6 +34,10 @@ def export(
         from jalm.sft.export import export_sft
 
         return export_sft(run_dir, run, out, Path(checkpoint) if checkpoint else None, adapter_only)
+    if run.get("kind") == "dpo":
+        from jalm.dpo.export import export_dpo
+
+        return export_dpo(run_dir, run, out, Path(checkpoint) if checkpoint else None, adapter_only)
     if adapter_only:
         raise JalmError(f"{run_dir}: --adapter-only is for LoRA instruction-tuning runs")
     source = Path(checkpoint) if checkpoint else ckpt.latest_checkpoint(run_dir)
