@@ -359,3 +359,40 @@ def test_two_processes_give_the_one_process_losses_under_ddp_and_fsdp(tiny_model
             for key in ("loss", "margin", "reward_chosen", "logp_chosen", "logp_rejected"):
                 assert row[key] == pytest.approx(want[key], abs=2e-4, rel=1e-4), (parallel, key)
         assert json.loads((run_dir / "run.json").read_text())["world_size"] == 2
+
+
+def test_a_lora_dpo_run_exports_merged_with_its_template_and_jalm_serve_chats_with_it(
+    tiny_model_dir, dpo_data, tmp_path
+):
+    import httpx
+    from transformers import AutoModelForCausalLM
+
+    from jalm.dpo.train import dpo
+    from jalm.export import export
+    from jalm.serve.api import Limits
+    from jalm.serve.command import load_app, running
+
+    options = _options(tiny_model_dir, dpo_data, lora_rank=4)
+    dpo(options, _config(True, max_steps=3, lr=1e-2), tmp_path / "run", "cpu", progress=False)
+    model_dir = export(tmp_path / "run", tmp_path / "model")  # verifies merged logits = adapters' (1e-5)
+    provenance = json.loads((model_dir / "jalm.json").read_text())
+    assert provenance["kind"] == "dpo" and provenance["loss"] == "dpo" and provenance["beta"] == 0.1
+    assert (model_dir / "training" / "dpo_stats.json").exists()
+    template = json.loads((tiny_model_dir / "tokenizer_config.json").read_text()).get("chat_template")
+    run = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert (
+        json.loads((model_dir / "tokenizer_config.json").read_text())["chat_template"] == run["chat_template"]
+    )
+    assert template is None or template == run["chat_template"]
+    merged = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+    base = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32)
+    probe = torch.arange(3, 40).unsqueeze(0)
+    with torch.no_grad():
+        assert (merged(input_ids=probe).logits - base(input_ids=probe).logits).abs().max() > 1e-3
+
+    app = load_app(model_dir, limits=Limits(max_tokens=16, default_max_tokens=8, max_n=1))
+    with running(app) as url:
+        body = {"messages": [{"role": "user", "content": "日本の首都はどこですか。"}], "max_tokens": 8}
+        response = httpx.post(url.rstrip("/") + "/v1/chat/completions", json=body, timeout=60)
+    assert response.status_code == 200, response.text
+    assert response.json()["choices"][0]["message"]["role"] == "assistant"

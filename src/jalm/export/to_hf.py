@@ -38,6 +38,11 @@ def export(
 
         source = Path(checkpoint) if checkpoint else None
         return export_sft(run_dir, run, out, source, adapter_only, verify=verify)
+    if run.get("kind") == "dpo":
+        from jalm.dpo.export import export_dpo
+
+        source = Path(checkpoint) if checkpoint else None
+        return export_dpo(run_dir, run, out, source, adapter_only, verify=verify)
     if adapter_only:
         raise JalmError(f"{run_dir}: --adapter-only is for LoRA instruction-tuning runs")
     source = Path(checkpoint) if checkpoint else ckpt.latest_checkpoint(run_dir)
