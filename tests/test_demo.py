@@ -42,7 +42,9 @@ def test_demo_runs_every_stage_and_reports(small_corpus, tmp_path, capsys):
         assert heading in printed
     assert "characters per token" in printed and "bits per character" in printed and "| model |" in printed
     results = json.loads((tmp_path / "demo" / "results.json").read_text())
-    assert set(results["tasks"]) == {"ppl", "jsquad", "aio"}
+    assert set(results["tasks"]) == {"ppl", "jsquad", "aio", "jcommonsenseqa", "jnli", "jsts"}
+    assert results["tasks"]["jnli"]["n"] == results["tasks"]["jsts"]["n"] == 10  # the demo's JGLUE prefix
+    assert "| JCommonsenseQA | JNLI | JSTS (Pearson) |" in printed
     assert results["tasks"]["ppl"]["documents"] == 3 and results["tasks"]["jsquad"]["n"] == 2
     assert (tmp_path / "demo" / "model" / "model.safetensors").exists()
     assert len(summary["samples"]) == 5 and all(s.startswith(PROMPT) for s in summary["samples"])
@@ -53,6 +55,11 @@ def test_demo_runs_every_stage_and_reports(small_corpus, tmp_path, capsys):
     assert set(summary["chat"]) == {"question", "before", "after"}
     tokenizer_config = json.loads((tmp_path / "demo" / "sft-model" / "tokenizer_config.json").read_text())
     assert "システム: " in tokenizer_config["chat_template"]
+    # MT-Bench-ja judged by the demo's own server: 1 question × 2 turns, marked as a smoke test.
+    mt = json.loads((tmp_path / "demo" / "results-sft.json").read_text())["tasks"]["mt-bench-ja"]
+    assert mt["judged"] == 2 and "smoke test" in mt["note"] and "MT-Bench-ja" in printed
+    judged = (tmp_path / "demo" / "mt-bench" / "judgments.jsonl").read_text(encoding="utf-8").splitlines()
+    assert len(judged) == 2 and mt["unparsable"] == sum(json.loads(j)["score"] == -1 for j in judged)
     # The loss fell: on the held-out dev text, the exported model beats the run's own initial weights
     # (rebuilt from run.json's preset, seed and init), and instruction tuning beat its base.
     initial, trained = held_out_losses(tmp_path / "demo", dev)

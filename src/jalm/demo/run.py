@@ -46,7 +46,17 @@ def run_demo(
 
     work = Path(workdir)
     # A demo always starts afresh: a finished training run in the work directory would otherwise resume.
-    for stage in ("clean", "tokenizer", "packed", "train", "model", "sft", "sft-model"):
+    for stage in (
+        "clean",
+        "tokenizer",
+        "packed",
+        "train",
+        "model",
+        "sft",
+        "sft-model",
+        "mt-bench",
+        "mt-bench-judge",
+    ):
         shutil.rmtree(work / stage, ignore_errors=True)
     work.mkdir(parents=True, exist_ok=True)
     data = bundled_data_dir()
@@ -180,10 +190,16 @@ def _export(demo: Demo) -> Path:
     return model_dir
 
 
+JGLUE_TASKS = ("jcommonsenseqa", "jnli", "jsts")
+JGLUE_LIMIT = 10
+
+
 def _evaluate(demo: Demo, model_dir: Path, eval_limit: int) -> dict:
     from jalm.eval import PplConfig, evaluate, format_table
 
-    _banner(6, "eval: dev perplexity and bits per character; JSQuAD and AI王 on a prefix")
+    _banner(
+        6, "eval: dev perplexity and bits per character; JSQuAD, AI王, JCommonsenseQA, JNLI, JSTS on prefixes"
+    )
     t = time.perf_counter()
     # Perplexity on the whole dev set; the generation tasks on a prefix of their questions.
     # Windows of the full context (512) advancing by 384: every token keeps ≥128 tokens of context at
@@ -192,6 +208,10 @@ def _evaluate(demo: Demo, model_dir: Path, eval_limit: int) -> dict:
     qa = evaluate(model_dir, ["jsquad", "aio"], limit=eval_limit, progress=demo.progress)
     results["tasks"].update(qa["tasks"])
     results.setdefault("settings", {})["qa_limit"] = eval_limit
+    # The JGLUE tasks on a small prefix (a smoke test of their protocols; jalm eval runs them whole).
+    jglue = evaluate(model_dir, list(JGLUE_TASKS), limit=JGLUE_LIMIT, progress=demo.progress)
+    results["tasks"].update(jglue["tasks"])
+    results["settings"]["jglue_limit"] = JGLUE_LIMIT
     for path in (demo.work / "results.json", model_dir / "results.json"):
         write_atomic(path, json.dumps(results, indent=2, ensure_ascii=False) + "\n")
     demo.timed("eval", t)
@@ -253,6 +273,10 @@ def _instruction_tune(demo: Demo, model_dir: Path, sft_seconds: float, eval_limi
     chat_results = evaluate(
         sft_model, ["jsquad-chat", "aio-chat"], limit=eval_limit, name="sft-model", progress=demo.progress
     )
+    # Japanese MT-Bench through the demo's own server as judge: a smoke test of the judge path.
+    from jalm.demo.judge import mt_bench_smoke
+
+    chat_results["tasks"]["mt-bench-ja"] = mt_bench_smoke(demo.work, sft_model, progress=demo.progress)
     write_atomic(
         demo.work / "results-sft.json", json.dumps(chat_results, indent=2, ensure_ascii=False) + "\n"
     )

@@ -163,7 +163,10 @@ def _add_mtbench(sub: argparse._SubParsersAction) -> None:
     mt.add_argument(
         "--references", metavar="FILE", help="reference answers (default: bundled GPT-4 references)"
     )
-    mt.add_argument("--limit", type=int, metavar="N", help="the first N questions only")
+    mt.add_argument("--limit", type=int, metavar="N", help="the first N questions only (after --categories)")
+    mt.add_argument(
+        "--categories", metavar="LIST", help="comma-separated categories only, e.g. writing,roleplay"
+    )
     mt.add_argument(
         "--max-new-tokens", type=int, default=1024, help="per turn when generating (default 1024)"
     )
@@ -201,6 +204,7 @@ def run_mtbench(args: argparse.Namespace) -> int:
         questions=args.questions,
         references=args.references,
         limit=args.limit,
+        categories=[c.strip() for c in args.categories.split(",") if c.strip()] if args.categories else None,
         max_new_tokens=args.max_new_tokens,
         device=args.device,
         dtype=args.dtype,

@@ -427,6 +427,7 @@ def evaluate_mtbench(
     questions: str | Path | None = None,
     references: str | Path | None = None,
     limit: int | None = None,
+    categories: Sequence[str] | None = None,
     max_new_tokens: int = 1024,
     device: str = "cpu",
     dtype: str = "float32",
@@ -450,7 +451,15 @@ def evaluate_mtbench(
         )
     if limit is not None and limit < 1:
         raise JalmError(f"--limit must be at least 1, got {limit}")
-    qs = load_questions(Path(questions) if questions else bundled(DEFAULT_QUESTIONS))[:limit]
+    qs = load_questions(Path(questions) if questions else bundled(DEFAULT_QUESTIONS))
+    if categories:
+        unknown = sorted(set(categories) - {q["category"] for q in qs})
+        if unknown:
+            raise JalmError(
+                f"no MT-Bench category {', '.join(unknown)}; the questions have {', '.join(sorted({q['category'] for q in qs}))}"
+            )
+        qs = [q for q in qs if q["category"] in categories]
+    qs = qs[:limit]
     refs = load_answers(Path(references) if references else bundled(DEFAULT_REFERENCES))
     judgments = Path(judgments)
     if answers is not None:
@@ -503,7 +512,12 @@ def evaluate_mtbench(
         "model_name": model,
         "params": None,
         "tasks": {"mt-bench-ja": summary},
-        "settings": {"limit": limit, "judge_url": judge_url, "max_new_tokens": max_new_tokens},
+        "settings": {
+            "limit": limit,
+            "categories": list(categories) if categories else None,
+            "judge_url": judge_url,
+            "max_new_tokens": max_new_tokens,
+        },
         "jalm_version": __version__,
     }
     if out is not None:
