@@ -1,5 +1,6 @@
 """Evaluation the way the seed's table was made: perplexity (+ bits per character), JSQuAD, AI王, and the
-seed's tasks asked as instructions for instruction-tuned models (jsquad-chat, aio-chat).
+seed's tasks asked as instructions for instruction-tuned models (jsquad-chat, aio-chat); JCommonsenseQA and
+JNLI under jp-stable's published protocol and JSTS (jglue.py); Japanese MT-Bench with a judge (mtbench.py).
 
 `evaluate(model_dir, ["ppl", "jsquad", "aio"], out="results.json")` runs the suite on any Hugging Face
 causal-LM directory; a task's options are its config object (`PplConfig(data=..., stride=384)`,
@@ -20,8 +21,11 @@ from jalm.eval.tasks import (
     TASKS,
     AioChatConfig,
     AioConfig,
+    JcqaConfig,
+    JnliConfig,
     JsquadChatConfig,
     JsquadConfig,
+    JstsConfig,
     PplConfig,
     TaskConfig,
 )
@@ -32,8 +36,11 @@ __all__ = [
     "TASKS",
     "AioChatConfig",
     "AioConfig",
+    "JcqaConfig",
+    "JnliConfig",
     "JsquadChatConfig",
     "JsquadConfig",
+    "JstsConfig",
     "ModelOptions",
     "PplConfig",
     "TaskConfig",

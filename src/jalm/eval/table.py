@@ -98,6 +98,7 @@ def _note(results: dict[str, Any]) -> str:
         parts.append(
             f"JSTS {t.get('task')} {t.get('shots')}-shot Pearson ×100 (Spearman "
             f"{DASH if rho is None else f'{rho:.1f}'}), {t.get('unparsable')} unparsable, n={t.get('n')}"
+            + (" (r undefined: constant predictions)" if t.get("pearson") is None else "")
         )
     if "mt-bench-ja" in tasks:
         t = tasks["mt-bench-ja"]
