@@ -433,7 +433,13 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--out", type=Path, default=Path("/tmp/clean_scale"))
     parser.add_argument("--datatrove", action="store_true")
-    parser.add_argument("--skip-scale", action="store_true")
+    parser.add_argument("--skip-scale", action="store_true", help="no jalm scale runs (e.g. datatrove alone)")
+    parser.add_argument(
+        "--quality-only", action="store_true", help="precision/recall from the runs already in --out"
+    )
+    parser.add_argument(
+        "--rules", choices=("default", "dedup-only"), default="default", help="the rules of the scale runs"
+    )
     parser.add_argument("--dt-stage", type=int)
     parser.add_argument("--dt-in", type=Path)
     parser.add_argument("--dt-work", type=Path)
@@ -449,31 +455,33 @@ def main() -> None:
         print(f"{n}: generated in {time.time() - t0:.0f} s", flush=True)
         if args.skip_scale:
             continue
-        run = run_jalm(inputs, args.out / f"jalm-{n}", args.workers, args.memory, None)
-        run["decisions"] = compare_with_reference(args.out / f"jalm-{n}")
-        run.pop("stats")
+        config = dedup_only_config(args.out / "dedup_only.toml") if args.rules == "dedup-only" else None
+        tag = "jalm-dedup" if config else "jalm"
+        run = run_jalm(inputs, args.out / f"{tag}-{n}", args.workers, args.memory, config)
+        run["decisions"] = compare_with_reference(args.out / f"{tag}-{n}")
+        run["dedup"] = run.pop("stats")["dedup"]
         results["sizes"][n] = run
         print(json.dumps({n: run}, indent=1), flush=True)
+        (
+            args.out
+            / f"results-{args.rules}-{'-'.join(map(str, args.sizes))}-{args.datatrove}-{args.skip_scale}.json"
+        ).write_text(json.dumps(results, indent=1))
+    n = max(args.sizes)
+    inputs = args.out / f"docs-{n}"
     if args.datatrove:
-        n = max(args.sizes)
-        inputs = args.out / f"docs-{n}"
-        config = dedup_only_config(args.out / "dedup_only.toml")
-        jalm_run = run_jalm(inputs, args.out / f"jalm-dedup-{n}", args.workers, args.memory, config)
-        jalm_run["decisions"] = compare_with_reference(args.out / f"jalm-dedup-{n}")
-        jalm_run["dedup"] = jalm_run.pop("stats")["dedup"]
-        dt_run = run_datatrove(inputs, args.out / f"datatrove-{n}", args.workers)
+        results["datatrove"] = run_datatrove(inputs, args.out / f"datatrove-{n}", args.workers)
+        print(json.dumps(results["datatrove"], indent=1), flush=True)
+    if args.quality_only:
         jalm_dropped = {r["id"] for r in read_jsonl((args.out / f"jalm-dedup-{n}" / "rejected").glob("*"))}
         dt_dropped = {
             r["id"] for r in read_jsonl((args.out / f"datatrove-{n}" / "removed").rglob("*.jsonl*"))
         }
-        results["datatrove"] = {
-            "docs": n,
-            "jalm": jalm_run,
-            "datatrove": dt_run,
-            "quality": quality(inputs, {"jalm": jalm_dropped, "datatrove": dt_dropped}),
-        }
-        print(json.dumps(results["datatrove"], indent=1), flush=True)
-    (args.out / "results.json").write_text(json.dumps(results, indent=1))
+        results["quality"] = quality(inputs, {"jalm": jalm_dropped, "datatrove": dt_dropped})
+        print(json.dumps(results["quality"], indent=1), flush=True)
+    (
+        args.out
+        / f"results-{args.rules}-{'-'.join(map(str, args.sizes))}-{args.datatrove}-{args.skip_scale}.json"
+    ).write_text(json.dumps(results, indent=1))
 
 
 if __name__ == "__main__":
