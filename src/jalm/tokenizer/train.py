@@ -229,7 +229,7 @@ def train_tokenizer(
     progress: bool = True,
     model_max_length: int = 2048,
     allow_incomplete: bool = False,
-    workers: int | None = 1,
+    workers: int | None = None,
     executor: str = "local",
     retries: int | None = None,
 ) -> Path:
