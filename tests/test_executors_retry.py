@@ -67,7 +67,7 @@ def test_retries_exhausted_stop_the_run_with_one_line(tmp_path: Path, retries: i
     message = str(error.value)
     assert "\n" not in message
     assert "always_killed of shard victim" in message and "SIGKILL" in message
-    assert f"each of {retries + 1} tries" in message
+    assert f"on try {retries + 1} of {retries + 1}" in message
 
 
 def test_a_job_that_raises_is_not_retried(tmp_path: Path) -> None:

@@ -250,7 +250,7 @@ class _Pool:
         if tries[index] > retries:
             self.kill()
             raise JalmError(
-                f"{what}: worker {process.pid} died ({how}) on each of {tries[index]} tries; "
+                f"{what}: worker {process.pid} died ({how}) on try {tries[index]} of {retries + 1}; "
                 "rerun the same command to resume (or raise --retries)"
             )
         print(
@@ -301,7 +301,7 @@ def _run_ray(function, jobs, progress, on_done, retries: int, memory: int) -> li
                     ray.cancel(ref_left, force=True)
                 first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
                 raise JalmError(
-                    f"{describe(function, jobs[i])}: Ray task failed after {retries + 1} tries "
+                    f"{describe(function, jobs[i])}: Ray task failed on try {retries + 1} of {retries + 1} "
                     f"({type(error).__name__}: {first}); rerun the same command to resume"
                 ) from None
             progress.add(*getattr(progress, "counts_of", _counts)(results[i]))
