@@ -56,7 +56,7 @@ def test_killed_worker_is_retried_and_every_job_completes(tmp_path: Path, capfd)
     assert (tmp_path / "flag").exists()
     err = capfd.readouterr().err
     assert "kill_first_try of shard victim" in err and "SIGKILL" in err and "retrying (1 of 1)" in err
-    assert tally.docs >= 6  # the killed try reported too
+    assert tally.docs == 6  # the killed try's report taken back: each job counted once
 
 
 @pytest.mark.parametrize("retries", [0, 1])
