@@ -79,4 +79,4 @@ def test_ray_task_whose_worker_dies_is_retried(tmp_path: Path) -> None:
     finally:
         ray.shutdown()
     assert "always_killed of int" in str(error.value) and "\n" not in str(error.value)
-    assert "1 tries" in str(error.value)
+    assert "on try 1 of 1" in str(error.value)

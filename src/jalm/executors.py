@@ -174,15 +174,16 @@ class _Pool:
         process = self.context.Process(target=_worker_main, args=(child,), daemon=True)
         process.start()
         child.close()
-        return [process, parent, None]  # the process, its pipe, the index of the job it holds
+        # the process, its pipe, the index of the job it holds, what that job has reported so far
+        return [process, parent, None, None]
 
     def close(self) -> None:
-        for _process, conn, _ in self.workers:
+        for _process, conn, *_ in self.workers:
             try:
                 conn.send(None)
             except (OSError, BrokenPipeError):
                 pass
-        for process, conn, _ in self.workers:
+        for process, conn, *_ in self.workers:
             process.join(timeout=5)
             if process.is_alive():
                 process.kill()
@@ -190,9 +191,9 @@ class _Pool:
             conn.close()
 
     def kill(self) -> None:
-        for process, _conn, _ in self.workers:
+        for process, *_ in self.workers:
             process.kill()
-        for process, conn, _ in self.workers:
+        for process, conn, *_ in self.workers:
             process.join()
             conn.close()
         self.workers = []
@@ -206,7 +207,11 @@ class _Pool:
                 if worker[2] is None and todo:
                     worker[2] = todo.pop()
                     tries[worker[2]] += 1
-                    worker[1].send((worker[2], function, jobs[worker[2]]))
+                    worker[3] = None
+                    try:
+                        worker[1].send((worker[2], function, jobs[worker[2]]))
+                    except OSError:
+                        pass  # the worker has just died: its sentinel says so, and the job is rerun
             by_handle = {}
             for worker in self.workers:
                 by_handle[worker[1]] = worker
@@ -218,7 +223,7 @@ class _Pool:
                 if handle is worker[1]:
                     self._receive(worker, results, progress, on_done)
                 elif not worker[0].is_alive():
-                    self._lost(worker, function, jobs, todo, tries, retries)
+                    self._lost(worker, function, jobs, todo, tries, retries, progress)
         return [results[i] for i in range(len(jobs))]
 
     def _receive(self, worker, results, progress, on_done) -> None:
@@ -227,6 +232,7 @@ class _Pool:
                 kind, index, payload = worker[1].recv()
                 if kind == "report":
                     progress.add(*payload)
+                    worker[3] = payload if worker[3] is None else tuple(map(sum, zip(worker[3], payload)))
                 elif kind == "error":
                     self.kill()  # the other workers' jobs are abandoned with the run
                     raise payload
@@ -238,8 +244,10 @@ class _Pool:
         except (EOFError, OSError):
             pass  # the worker died mid-message: its sentinel says so
 
-    def _lost(self, worker, function, jobs, todo, tries, retries) -> None:
-        process, conn, index = worker
+    def _lost(self, worker, function, jobs, todo, tries, retries, progress) -> None:
+        process, conn, index, reported = worker
+        if reported is not None:  # the lost try's counts: its rerun reports them again
+            progress.add(*(-count for count in reported))
         process.join()
         conn.close()
         self.workers[self.workers.index(worker)] = self._start()
@@ -250,7 +258,7 @@ class _Pool:
         if tries[index] > retries:
             self.kill()
             raise JalmError(
-                f"{what}: worker {process.pid} died ({how}) on each of {tries[index]} tries; "
+                f"{what}: worker {process.pid} died ({how}) on try {tries[index]} of {retries + 1}; "
                 "rerun the same command to resume (or raise --retries)"
             )
         print(
@@ -301,7 +309,7 @@ def _run_ray(function, jobs, progress, on_done, retries: int, memory: int) -> li
                     ray.cancel(ref_left, force=True)
                 first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
                 raise JalmError(
-                    f"{describe(function, jobs[i])}: Ray task failed after {retries + 1} tries "
+                    f"{describe(function, jobs[i])}: Ray task failed on try {retries + 1} of {retries + 1} "
                     f"({type(error).__name__}: {first}); rerun the same command to resume"
                 ) from None
             progress.add(*getattr(progress, "counts_of", _counts)(results[i]))

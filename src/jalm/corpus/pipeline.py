@@ -39,7 +39,7 @@ def clean(
     inputs: list[Path | str],
     out_dir: Path | str,
     config: CleanConfig | None = None,
-    workers: int | None = 1,
+    workers: int | None = None,
     progress: bool = True,
     compress: str = "zst",
     executor: str = "local",

@@ -39,7 +39,7 @@ def pack(
     seq_len: int = 512,
     progress: bool = True,
     *,
-    workers: int | None = 1,
+    workers: int | None = None,
     executor: str = "local",
     retries: int | None = None,
     task_memory: int | None = None,

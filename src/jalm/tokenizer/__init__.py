@@ -35,6 +35,7 @@ it exact on *any* text, not only on typical text:
 """
 
 from jalm.tokenizer.hf_files import exactness_problems, write_hf_tokenizer_files
+from jalm.tokenizer.sentences import split_sentences
 from jalm.tokenizer.train import (
     SPECIAL_TOKENS,
     SPIECE_MODEL,
@@ -44,7 +45,6 @@ from jalm.tokenizer.train import (
     check_trainer_memory,
     load_sentencepiece,
     sample_sentences,
-    split_sentences,
     tokenizer_model_file,
     train_tokenizer,
 )

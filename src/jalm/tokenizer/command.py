@@ -6,6 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
+from jalm.executors import add_executor_options
 from jalm.tokenizer import STATS_FILE, train_tokenizer
 
 
@@ -49,6 +50,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="read inputs that a killed or unfinished `jalm clean` left (refused by default)",
     )
+    add_executor_options(train)  # the sample's shard jobs (one per file); default: one process, as before
     train.set_defaults(func=run)
     extend = commands.add_parser(
         "extend",
@@ -86,6 +88,9 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.quiet,
         model_max_length=args.model_max_length,
         allow_incomplete=args.allow_incomplete,
+        workers=args.workers,
+        executor=args.executor,
+        retries=args.retries,
     )
     stats = json.loads((out_dir / STATS_FILE).read_text(encoding="utf-8"))
     print(

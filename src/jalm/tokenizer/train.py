@@ -10,7 +10,7 @@ import re
 import sys
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,41 +19,17 @@ from jalm.io import refuse_incomplete, write_atomic
 from jalm.jsonl import expand_inputs, read_texts
 from jalm.memory import machine_memory
 from jalm.tokenizer.hf_files import write_hf_tokenizer_files
+from jalm.tokenizer.sentences import MAX_SENTENCE_CHARS, _chunks, _raw_sentences
 from jalm.tokenizer.spec import NEWLINE, REQUIRED_CHARS, SCORE_GRID, SPECIAL_TOKENS, SPIECE_MODEL
 
 if TYPE_CHECKING:
     import sentencepiece
 
 STATS_FILE = "train_stats.json"
-# A "sentence" longer than this (minified HTML, tables flattened to one line) is cut into pieces of this
-# many characters for training; nothing is dropped. SentencePiece itself would skip lines over 4192 bytes.
-MAX_SENTENCE_CHARS = 1000
-# Split after a sentence-final mark unless a closing bracket or another mark follows (「…。」 stays whole).
-_SENTENCE_END = re.compile(r"(?<=[。！？])(?![。！？」』）】〕〉》\)\"'])")
 CHARS_PER_TOKEN_SAMPLE = 2000
 # SentencePiece unigram training holds its sample several times over (suffix array, seed pieces, EM
 # lattices): peak RSS above the held sample, per sampled character (benchmarks/tokenizer_memory.py).
 TRAINER_BYTES_PER_CHAR = 56
-
-
-def _raw_sentences(text: str) -> Iterator[str]:
-    for line in text.split("\n"):
-        if line.strip():
-            yield from (s for s in _SENTENCE_END.split(line) if s.strip())
-
-
-def _chunks(sentence: str, max_chars: int) -> Iterator[str]:
-    return (sentence[start : start + max_chars] for start in range(0, len(sentence), max_chars))
-
-
-def split_sentences(text: str, max_chars: int = MAX_SENTENCE_CHARS) -> Iterator[str]:
-    """Yield the training sentences of a document: its lines, split after 。！？, cut to `max_chars`.
-
-    Whitespace is kept as it is (leading indentation, full-width spaces); lines that are only whitespace
-    carry nothing to learn and are skipped.
-    """
-    for sentence in _raw_sentences(text):
-        yield from _chunks(sentence, max_chars)
 
 
 def sample_sentences(
@@ -95,6 +71,20 @@ def sample_sentences(
         "sentences_used": len(sample),
         "long_sentences_cut": cut,
     }
+    return sample, counts
+
+
+def _sample_with_executor(files, max_sentences, seed, workers, executor, retries, progress):
+    from jalm.executors import DEFAULT_RETRIES, Executor
+    from jalm.progress import progress_bar
+    from jalm.tokenizer.sample import sample_parallel
+
+    if max_sentences < 1:
+        raise JalmError(f"--max-sentences must be at least 1, got {max_sentences}")
+    bar = progress_bar(desc="sampling", unit=" docs", disable=not progress, file=sys.stderr, mininterval=1.0)
+    with Executor(workers, executor, DEFAULT_RETRIES if retries is None else retries) as runner:
+        sample, counts = sample_parallel(files, max_sentences, seed, runner, bar)
+    bar.close()
     return sample, counts
 
 
@@ -239,11 +229,17 @@ def train_tokenizer(
     progress: bool = True,
     model_max_length: int = 2048,
     allow_incomplete: bool = False,
+    workers: int | None = None,
+    executor: str = "local",
+    retries: int | None = None,
 ) -> Path:
     """Train the unigram tokenizer on JSONL(.gz/.zst) files or directories; return `out_dir`.
 
     Inputs that a `jalm clean` run still writes (or that a killed one left) are refused unless
     `allow_incomplete`.
+
+    With `workers` > 1 or Ray, the sample is drawn by one shard job per file (jalm.tokenizer.sample):
+    uniform over sentences as the default single-process reservoir is, but other sentences.
 
     `out_dir` receives ``spiece.model``, the Hugging Face tokenizer files and ``train_stats.json``
     (counts, options, chars/token, seconds).
@@ -253,7 +249,12 @@ def train_tokenizer(
     files = expand_inputs(inputs)
     if not files:
         raise JalmError("no input files given")
-    sentences, counts = sample_sentences(read_texts(files), max_sentences, seed, progress)
+    if executor == "local" and (workers or 1) <= 1:
+        sentences, counts = sample_sentences(read_texts(files), max_sentences, seed, progress)
+    else:
+        sentences, counts = _sample_with_executor(
+            files, max_sentences, seed, workers, executor, retries, progress
+        )
     if not sentences:
         raise JalmError(
             f"{_describe_inputs(files)}: no text to train a tokenizer on ({counts['documents']} documents, "
