@@ -162,3 +162,20 @@ def test_pickled_code_in_a_bin_file_is_refused_unrun(tmp_path):
     (tmp_path / "pytorch_model.bin").write_bytes(pickle.dumps({"x": Boom()}))
     with pytest.raises(JalmError, match="refused unread"):
         read_state_dict(tmp_path)
+
+
+def test_gguf_export_reads_a_line_layout_bin_file(tiny_model_dir, tmp_path):
+    """LINE's release has only pytorch_model.bin; GGUF export reads it (weights_only) like safetensors."""
+    from jalm.export.gguf import write_gguf
+
+    base = line_layout(tiny_model_dir, tmp_path / "line")
+    from_bin = write_gguf(base, tmp_path / "bin.gguf", "f32", progress=False)
+    from_safetensors = write_gguf(tiny_model_dir, tmp_path / "st.gguf", "f32", progress=False)
+    import gguf
+    import numpy as np
+
+    assert from_bin["tensors"] == from_safetensors["tensors"]
+    bin_tensors = {t.name: t.data for t in gguf.GGUFReader(tmp_path / "bin.gguf").tensors}
+    st_tensors = {t.name: t.data for t in gguf.GGUFReader(tmp_path / "st.gguf").tensors}
+    assert bin_tensors.keys() == st_tensors.keys()
+    assert all(np.array_equal(bin_tensors[n], st_tensors[n]) for n in bin_tensors)  # the metadata differs

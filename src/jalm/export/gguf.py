@@ -282,6 +282,7 @@ class _WeightReader:
     """Tensors of model.safetensors (or its shards) read one at a time as float32 numpy arrays."""
 
     def __init__(self, model_dir: Path) -> None:
+        self.state = None  # a pytorch_model.bin checkpoint, read whole (weights_only: no pickled code runs)
         index = model_dir / "model.safetensors.index.json"
         if index.exists():
             weight_map = json.loads(index.read_text(encoding="utf-8"))["weight_map"]
@@ -291,8 +292,17 @@ class _WeightReader:
 
             with safe_open(model_dir / "model.safetensors", framework="pt") as handle:
                 self.files = dict.fromkeys(handle.keys(), model_dir / "model.safetensors")
+        elif (model_dir / "pytorch_model.bin").exists() or (
+            model_dir / "pytorch_model.bin.index.json"
+        ).exists():
+            from jalm.model.weights import read_state_dict
+
+            self.state = read_state_dict(model_dir)
+            self.files = dict.fromkeys(self.state, model_dir / "pytorch_model.bin")
         else:
-            raise JalmError(f"{model_dir}: GGUF export reads safetensors weights; none found")
+            raise JalmError(
+                f"{model_dir}: GGUF export reads safetensors or pytorch_model.bin weights; none found"
+            )
 
     def check(self, plan: list[Tensor], model_dir: Path) -> None:
         """Every tensor the plan needs is there, and nothing in the checkpoint is left out silently."""
@@ -312,12 +322,18 @@ class _WeightReader:
     def _torch(self, name: str):
         from safetensors import safe_open
 
+        if self.state is not None:
+            return self.state[name]
+
         with safe_open(self.files[name], framework="pt") as handle:
             return handle.get_tensor(name)
 
     def shape(self, tensor: Tensor) -> tuple[int, ...]:
         from safetensors import safe_open
 
+        if self.state is not None:
+            shape = tuple(self.state[tensor.source].shape)
+            return shape[::-1] if tensor.transpose else shape
         with safe_open(self.files[tensor.source], framework="pt") as handle:
             shape = tuple(handle.get_slice(tensor.source).get_shape())
         return shape[::-1] if tensor.transpose else shape

@@ -82,6 +82,8 @@ class Family:
     saved_bytes: dict[bool, tuple[int, int]] = field(default_factory=dict)
     # other model_types whose checkpoints have this family's module names (trained, tuned, wrapped alike)
     also: tuple[str, ...] = ()
+    # the model card's "position encoding" and "residual" rows, from config.json
+    card: Callable[[dict], tuple[str, str]] = lambda config: ("?", "?")
 
 
 def config_value(config: dict, *keys: str, default: Any = None) -> Any:

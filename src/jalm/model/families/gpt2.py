@@ -156,4 +156,5 @@ FAMILY = Family(
     vllm_rename=vllm_rename,
     bos_id=BOS_ID,
     saved_bytes={True: (24, 4), False: (40, 8)},  # measured: benchmarks/plan_memory.py
+    card=lambda config: ("learned absolute", "sequential pre-LN"),
 )

@@ -140,6 +140,21 @@ def vllm_rename(shapes: dict, config: dict) -> dict:
     return shapes
 
 
+def card(config: dict) -> tuple[str, str]:
+    rope = config.get("rope_parameters") or {}
+    pct = (
+        config.get("rotary_pct")
+        if config.get("rotary_pct") is not None
+        else rope.get("partial_rotary_factor")
+    )
+    base = (
+        config.get("rotary_emb_base") if config.get("rotary_emb_base") is not None else rope.get("rope_theta")
+    )
+    share = f"{float(pct):.0%}" if isinstance(pct, (int, float)) else "?"
+    positions = f"rotary on {share} of each head's dims (base {base if base is not None else '?'})"
+    return positions, "parallel" if config.get("use_parallel_residual") else "sequential"
+
+
 def vllm_architecture(config: dict) -> list[Finding]:
     found = []
     hidden, heads = config["hidden_size"], config["num_attention_heads"]
@@ -179,4 +194,5 @@ FAMILY = Family(
     vllm_rename=vllm_rename,
     bos_id=BOS_ID,
     saved_bytes={True: (22, 4), False: (36, 8)},  # measured: benchmarks/plan_memory.py
+    card=card,
 )

@@ -161,6 +161,15 @@ def vllm_rename(shapes: dict, config: dict) -> dict:
     return shapes
 
 
+def card(config: dict) -> tuple[str, str]:
+    rope = config.get("rope_parameters") or {}
+    base = rope.get("rope_theta", config.get("rope_theta", "?"))
+    heads = config["num_attention_heads"]
+    kv = config.get("num_key_value_heads") or heads
+    grouping = f", {kv} K/V heads (grouped-query)" if kv != heads else ""
+    return f"rotary on every head dim (base {base}){grouping}", "sequential pre-RMSNorm, SwiGLU MLP"
+
+
 def vllm_architecture(config: dict) -> list[Finding]:
     found = []
     heads = config["num_attention_heads"]
@@ -204,4 +213,5 @@ FAMILY = Family(
     # Not measured: GPT-NeoX's hidden coefficient, and SwiGLU keeps gate, up, SiLU(gate) and their product.
     saved_bytes={True: (22, 8), False: (36, 16)},
     also=("mistral", "qwen2", "qwen3"),
+    card=card,
 )

@@ -66,17 +66,10 @@ def _architecture(facts: ModelFacts) -> Section:
     ffn = _cfg(c, "intermediate_size", "n_inner", "ffn_dim") or (
         4 * hidden if model_type == "gpt2" and hidden else None
     )
-    if model_type == "gpt_neox":
-        rope = c.get("rope_parameters") or {}
-        pct = _cfg(c, "rotary_pct") or rope.get("partial_rotary_factor")
-        base = _cfg(c, "rotary_emb_base") or rope.get("rope_theta")
-        share = f"{float(pct):.0%}" if isinstance(pct, (int, float)) else "?"
-        positions = f"rotary on {share} of each head's dims (base {base if base is not None else '?'})"
-        residual = "parallel" if c.get("use_parallel_residual") else "sequential"
-    elif model_type == "gpt2":
-        positions, residual = "learned absolute", "sequential pre-LN"
-    else:
-        positions, residual = UNKNOWN, UNKNOWN
+    from jalm.model.families import FAMILIES
+
+    family = FAMILIES.get(model_type)  # the card describes only what the family says, exactly
+    positions, residual = family.card(c) if family is not None else (UNKNOWN, UNKNOWN)
     rows = [
         ["class", ", ".join(c.get("architectures") or [UNKNOWN])],
         ["model type", model_type],
@@ -89,7 +82,10 @@ def _architecture(facts: ModelFacts) -> Section:
         ["position encoding", positions],
         ["residual", residual],
         ["activation", str(_cfg(c, "hidden_act", "activation_function") or UNKNOWN)],
-        ["layer-norm epsilon", str(_cfg(c, "layer_norm_eps", "layer_norm_epsilon") or UNKNOWN)],
+        [
+            "layer-norm epsilon",
+            str(_cfg(c, "layer_norm_eps", "layer_norm_epsilon", "rms_norm_eps") or UNKNOWN),
+        ],
         ["tied input/output embeddings", str(c.get("tie_word_embeddings", True)).lower()],
         ["vocabulary", fmt_int(c.get("vocab_size"))],
         [
