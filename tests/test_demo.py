@@ -25,17 +25,19 @@ def test_demo_runs_every_stage_and_reports(small_corpus, tmp_path, capsys):
         raw_inputs=raw,
         dev_file=dev,
         sft_seconds=3,
+        dpo_seconds=2,
     )
     printed = capsys.readouterr().out
     for heading in (
-        "1/8 clean",
-        "2/8 tokenizer",
-        "3/8 pack",
-        "4/8 train",
-        "5/8 export",
-        "6/8 eval",
-        "7/8 generate",
-        "8/8 sft",
+        "1/9 clean",
+        "2/9 tokenizer",
+        "3/9 pack",
+        "4/9 train",
+        "5/9 export",
+        "6/9 eval",
+        "7/9 generate",
+        "8/9 sft",
+        "9/9 dpo",
     ):
         assert heading in printed
     assert "characters per token" in printed and "bits per character" in printed and "| model |" in printed
@@ -51,3 +53,6 @@ def test_demo_runs_every_stage_and_reports(small_corpus, tmp_path, capsys):
     assert set(summary["chat"]) == {"question", "before", "after"}
     tokenizer_config = json.loads((tmp_path / "demo" / "sft-model" / "tokenizer_config.json").read_text())
     assert "システム: " in tokenizer_config["chat_template"]
+    # Preference tuning: held-out reward accuracy before (all rewards 0: policy = reference) and after.
+    assert "held-out (" in printed and summary["dpo"]["reward_accuracy"][0] == 0.0
+    assert (tmp_path / "demo" / "dpo-model" / "model.safetensors").exists()
