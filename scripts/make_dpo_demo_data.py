@@ -1,9 +1,9 @@
 """Build data/dpo/demo.jsonl.zst: a small Japanese preference set (chosen/rejected pairs) for the demo.
 
 Made from the bundled instruction set data/sft/demo.jsonl.zst (itself made by rule from public-domain
-Aozora Bunko works, see scripts/make_sft_demo_data.py), no model involved: for each of the first
+Aozora Bunko works, see scripts/make_sft_demo_data.py), no model involved: for the first
 `PAIRS` conversations the prompt is every message but the last, `chosen` the right final reply, and
-`rejected` one of three wrong ones, in turn:
+`rejected` one of three wrong ones, in turn (single-turn conversations of the five short tasks only):
 - `wrong`: the final reply of the next conversation with the same task (a fluent answer to another
   question),
 - `truncated`: the right reply cut to its first half (an answer that stops mid-way),
@@ -29,7 +29,10 @@ from jalm.jsonl import iter_lines
 REPO = Path(__file__).resolve().parents[1]
 SFT_DEMO = REPO / "data" / "sft" / "demo.jsonl.zst"
 DEFAULT_OUT = REPO / "data" / "dpo" / "demo.jsonl.zst"
-PAIRS = 1200
+PAIRS = 600
+# Short single-turn tasks only: the demo's DPO stage (a reference pass, held-out figures before and after,
+# a few steps) has to fit in ~20 s on 2 cores; the long-passage tasks would triple its tokens.
+TASKS = ("continue_sentence", "repeat_word", "count_chars", "katakana_to_hiragana", "hiragana_to_katakana")
 KINDS = ("wrong", "truncated", "off_format")
 
 
@@ -54,6 +57,8 @@ def build() -> list[dict]:
     for index, record in enumerate(records):
         if len(pairs) == PAIRS:
             break
+        if record["task"] not in TASKS:
+            continue
         kind = KINDS[len(pairs) % len(KINDS)]
         rejected = rejected_reply(kind, record, records, index)
         if rejected is None:

@@ -27,17 +27,19 @@ def test_demo_runs_every_stage_and_reports(small_corpus, tmp_path, capsys):
         raw_inputs=raw,
         dev_file=dev,
         sft_seconds=3,
+        dpo_seconds=2,
     )
     printed = capsys.readouterr().out
     for heading in (
-        "1/8 clean",
-        "2/8 tokenizer",
-        "3/8 pack",
-        "4/8 train",
-        "5/8 export",
-        "6/8 eval",
-        "7/8 generate",
-        "8/8 sft",
+        "1/9 clean",
+        "2/9 tokenizer",
+        "3/9 pack",
+        "4/9 train",
+        "5/9 export",
+        "6/9 eval",
+        "7/9 generate",
+        "8/9 sft",
+        "9/9 dpo",
     ):
         assert heading in printed
     assert "characters per token" in printed and "bits per character" in printed and "| model |" in printed
@@ -60,6 +62,9 @@ def test_demo_runs_every_stage_and_reports(small_corpus, tmp_path, capsys):
     assert mt["judged"] == 2 and "smoke test" in mt["note"] and "MT-Bench-ja" in printed
     judged = (tmp_path / "demo" / "mt-bench" / "judgments.jsonl").read_text(encoding="utf-8").splitlines()
     assert len(judged) == 2 and mt["unparsable"] == sum(json.loads(j)["score"] == -1 for j in judged)
+    # Preference tuning: held-out reward accuracy before (all rewards 0: policy = reference) and after.
+    assert "held-out (" in printed and summary["dpo"]["reward_accuracy"][0] == 0.0
+    assert (tmp_path / "demo" / "dpo-model" / "model.safetensors").exists()
     # The loss fell: on the held-out dev text, the exported model beats the run's own initial weights
     # (rebuilt from run.json's preset, seed and init), and instruction tuning beat its base.
     initial, trained = held_out_losses(tmp_path / "demo", dev)

@@ -37,7 +37,7 @@ PROMPT = [
 def dpo_data(tmp_path_factory) -> Path:
     """300 pairs of the bundled preference set, as a plain JSONL file."""
     pairs, report = read_pairs([DEMO_DPO])
-    assert report.valid == len(pairs) == 1200 and not report.invalid
+    assert report.valid == len(pairs) == 600 and not report.invalid
     path = tmp_path_factory.mktemp("dpo") / "pairs.jsonl"
     with open(path, "w", encoding="utf-8") as out:
         for pair in pairs[:300]:

@@ -22,6 +22,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--sft-seconds", type=float, default=60.0, help="instruction-tuning time budget (default 60)"
     )
+    parser.add_argument(
+        "--dpo-seconds", type=float, default=8.0, help="preference-tuning time budget (default 8)"
+    )
     parser.add_argument("--vocab-size", type=int, default=8000, help="tokenizer vocabulary (default 8000)")
     parser.add_argument(
         "--eval-limit", type=int, default=100, help="JSQuAD / AI王 questions evaluated (default 100)"
@@ -31,6 +34,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     demo.run_demo(
-        args.workdir, args.train_seconds, args.vocab_size, args.eval_limit, sft_seconds=args.sft_seconds
+        args.workdir,
+        args.train_seconds,
+        args.vocab_size,
+        args.eval_limit,
+        sft_seconds=args.sft_seconds,
+        dpo_seconds=args.dpo_seconds,
     )
     return 0

@@ -12,7 +12,7 @@ from jalm.generate import PROMPT
 from jalm.io import write_atomic
 
 CHAT_QUESTION = "「吾輩は猫である」は何文字ですか。"  # a kind of question the bundled instruction set teaches
-STAGES = 8
+STAGES = 9
 
 
 def _banner(number: int, text: str) -> None:
@@ -40,6 +40,7 @@ def run_demo(
     raw_inputs: list[Path] | None = None,
     dev_file: Path | None = None,
     sft_seconds: float = 60.0,
+    dpo_seconds: float = 8.0,
 ) -> dict:
     """Run the demo; `raw_inputs` and `dev_file` replace the bundled data (the tests use small files)."""
     from jalm.resources import bundled, bundled_data_dir
@@ -56,6 +57,8 @@ def run_demo(
         "sft-model",
         "mt-bench",
         "mt-bench-judge",
+        "dpo",
+        "dpo-model",
     ):
         shutil.rmtree(work / stage, ignore_errors=True)
     work.mkdir(parents=True, exist_ok=True)
@@ -71,6 +74,7 @@ def run_demo(
     ppl = _evaluate(demo, model_dir, eval_limit)
     texts = _generate(model_dir)
     chats = _instruction_tune(demo, model_dir, sft_seconds, eval_limit)
+    preference = _preference_tune(demo, work / "sft-model", dpo_seconds)
     demo.timings["total"] = time.perf_counter() - started
     summary_out = {
         "workdir": str(work),
@@ -81,9 +85,10 @@ def run_demo(
         "ppl": ppl["ppl"],
         "samples": texts,
         "chat": chats,
+        "dpo": preference,
     }
     write_atomic(work / "demo.json", json.dumps(summary_out, indent=2, ensure_ascii=False) + "\n")
-    print(f"\ndone in {demo.timings['total']:.0f} s. Try it: jalm serve --model {work / 'sft-model'}")
+    print(f"\ndone in {demo.timings['total']:.0f} s. Try it: jalm serve --model {work / 'dpo-model'}")
     return summary_out
 
 
@@ -292,6 +297,54 @@ def _instruction_tune(demo: Demo, model_dir: Path, sft_seconds: float, eval_limi
     print(f"  before (base model): {chats['before']!r}")
     print(f"  after (instruction-tuned): {chats['after']!r}")
     return chats
+
+
+def _preference_tune(demo: Demo, sft_model: Path, dpo_seconds: float) -> dict:
+    """DPO on the bundled preference pairs (right answer vs a wrong, truncated or off-format one): the
+    held-out reward accuracy before the first step and after, and the exported model for `jalm serve`."""
+    from jalm.dpo.config import DpoOptions, dpo_config
+    from jalm.dpo.train import dpo
+    from jalm.export import export
+
+    _banner(9, f"dpo: preference tuning of the sft model for about {dpo_seconds:.0f} s")
+    t = time.perf_counter()
+    options = DpoOptions(
+        model=str(sft_model), data=[str(demo.data / "dpo" / "demo.jsonl.zst")], val_fraction=0.1
+    )
+    cfg = dpo_config(
+        lora=False,
+        seq_len=512,
+        micro_batch_size=8,
+        grad_accum=1,
+        lr=5e-4,
+        warmup_steps=3,
+        max_steps=100_000,
+        time_budget_s=dpo_seconds,
+        calibration_steps=5,
+        save_every=0,
+        log_every=10,
+    )
+    summary = dpo(options, cfg, demo.work / "dpo", device="cpu", progress=demo.progress)
+    stats = json.loads((demo.work / "dpo" / "dpo_stats.json").read_text(encoding="utf-8"))
+    export(demo.work / "dpo", demo.work / "dpo-model")
+    demo.timed("dpo", t)
+    before = stats["base_val"]
+    result = {
+        "steps": summary.get("steps"),
+        "held_out_pairs": stats["tokenize_val"]["examples"],
+        "reward_accuracy": [before["val_reward_accuracy"], summary.get("val_reward_accuracy")],
+        "logp_accuracy": [before["val_logp_accuracy"], summary.get("val_logp_accuracy")],
+        "margin": [before["val_margin"], summary.get("val_margin")],
+    }
+    print(
+        f"{stats['read']['valid']:,} pairs read, {stats['tokenize']['examples']} to train on; reference "
+        f"log-probabilities computed once; {result['steps']} steps of DPO (β {options.strength})\n"
+        f"held-out ({result['held_out_pairs']} pairs): reward accuracy {result['reward_accuracy'][0]:.3f} → "
+        f"{result['reward_accuracy'][1]:.3f} (every reward is 0 before the first step), chosen reply more "
+        f"likely per token {result['logp_accuracy'][0]:.3f} → {result['logp_accuracy'][1]:.3f}, margin "
+        f"{result['margin'][0]:.3f} → {result['margin'][1]:.3f}"
+    )
+    return result
 
 
 def _chat(model_dir: Path, messages: list[dict]) -> str:
