@@ -2,6 +2,7 @@
 (techja_set.py) and on noise, the tuning and the measuring parts side by side.
 
     .venv/bin/python benchmarks/clean_techja.py            # builds the sets on first use
+    .venv/bin/python benchmarks/clean_techja.py --by-package DIR   # the package-split measuring part only
 
 - tuning:    techja tune half  + SYNTHETIC noise (jalm.experiment.noise.make_labelled_noise, near-
              duplicates made from the tune half): what the rules were changed on;
@@ -134,7 +135,27 @@ def table(results: dict[str, dict]) -> list[str]:
     return lines
 
 
+def by_package(directory: Path) -> None:
+    """Measure the package-split set's measuring part (techja_set.py --split package), clean side only:
+    print its sha256 (to compare with the one recorded before measuring) and the kept shares."""
+    import hashlib
+
+    measure = directory / "measure.jsonl"
+    print(f"{measure}: sha256 {hashlib.sha256(measure.read_bytes()).hexdigest()}")
+    result = run([measure], "by_package_measure")
+    print("\n".join(table({"measuring (by package)": result})))
+    print(f"clean lost by rule {dict(result['lost'].most_common())}")
+
+
 def main() -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--by-package", type=Path, help="a techja_set.py --split package directory")
+    args = parser.parse_args()
+    if args.by_package:
+        by_package(args.by_package)
+        return
     parts = sets()
     results = {name: run(files, name) for name, files in parts.items()}
     print("\n".join(table(results)))
