@@ -5,8 +5,9 @@ A job function is called as `function(job, report)`: `job` is a picklable descri
 job has done since its last call (a caller that passes its own `progress` may take other counts:
 `jalm pack` reports documents, bytes and tokens). Workers take whole shards: the pool hands out the small job
 descriptions, and each worker reads its own files, so no process feeds documents to the others.
-Reports come back through a queue, which is all the parent does while workers run; a Ray task's
-counts come with its result instead.
+Reports come back through each worker's pipe, which is all the parent does while workers run (that
+and watching them: a worker that dies holding a job is replaced and the job rerun, see Executor); a
+Ray task's counts come with its result instead.
 """
 
 from __future__ import annotations
