@@ -8,8 +8,11 @@ Each launch costs several seconds, so each mode is one launch; we check what the
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -99,3 +102,93 @@ def test_tensor_parallel_refuses_the_gpt2_layout():
     model = build_model(hf_config(get_preset("test-gpt2"), 300), torch.device("meta"))
     with pytest.raises(ValueError, match="GPT-NeoX layout"):
         tensor_parallel_plan(model)
+
+
+def test_fsdp_accumulation_moves_no_more_data_and_a_rank_elsewhere_is_refused(packed_dir, tmp_path):
+    """One launch, two checks (tests/dist_probe.py). FSDP2 with 4 micro-batches per step all-gathers and
+    reduce-scatters exactly as often as with 1 micro-batch, and gives the same losses; then a run whose
+    ranks see different --out directories (node-local disks) stops with one line naming the problem."""
+    out = tmp_path / "probe.json"
+    command = [
+        *TORCHRUN_2,
+        str(Path(__file__).with_name("dist_probe.py")),
+        str(packed_dir),
+        str(out),
+        str(tmp_path),
+    ]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert out.exists(), result.stderr[-3000:]
+    report = json.loads(out.read_text())
+    one, four = report["accumulation"]["4x1"], report["accumulation"]["1x4"]
+    assert len(one["per_step"]) == len(four["per_step"]) == 4
+    first = one["per_step"][0]
+    assert first.get("all_gather_single", 0) > 0 and first.get("reduce_scatter_single", 0) > 0, first
+    assert four["per_step"] == one["per_step"], (four["per_step"], one["per_step"])
+    assert len(one["losses"]) == 4 and four["losses"] == pytest.approx(one["losses"], rel=1e-4, abs=1e-4)
+    assert report["foreign_out_code"] == 2
+    errors = [line for line in result.stderr.splitlines() if "jalm train: error:" in line]
+    assert errors and all("does not see rank 0's run directory" in line for line in errors), result.stderr[
+        -3000:
+    ]
+    assert "rank 1 on" in errors[0] and "--out must be on a filesystem every node shares" in errors[0]
+
+
+def _worker_pid(launcher: subprocess.Popen, rank: int) -> int | None:
+    """The pid of torchrun's worker of `rank` (read from the children's environments)."""
+    children = Path(f"/proc/{launcher.pid}/task/{launcher.pid}/children")
+    try:
+        pids = children.read_text().split()
+    except OSError:
+        return None
+    for pid in pids:
+        try:
+            environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if f"RANK={rank}".encode() in environ:
+            return int(pid)
+    return None
+
+
+def test_sigterm_on_one_rank_checkpoints_exits_for_a_requeue_and_the_rerun_continues_its_curve(
+    packed_dir, single_process_curve, tmp_path
+):
+    """SIGTERM to rank 1 of a 2-process run mid-training: every rank finishes the step in flight, a
+    checkpoint is written and the workers exit with the requeue code 75; the same command run again
+    resumes from that checkpoint and the curve is the uninterrupted run's."""
+    jalm = Path(sys.executable).with_name("jalm")
+    run = tmp_path / "preempted"
+    command = [
+        *TORCHRUN_2,
+        "--no-python",
+        str(jalm),
+        "train",
+        *("--preset", "test", "--data", str(packed_dir), "--out", str(run), "--max-steps", str(STEPS)),
+        *("--micro-batch-size", "4", "--global-batch-tokens", "512", "--dtype", "float32"),
+        *("--parallel", "fsdp", "--save-every", "0", "--dist-timeout-minutes", "5", "--no-progress"),
+    ]
+    launcher = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        metrics = run / "metrics.jsonl"
+        while launcher.poll() is None and not (metrics.exists() and len(curve(run)) >= 2):
+            time.sleep(0.01)
+        pid = _worker_pid(launcher, 1)
+        assert pid is not None and launcher.poll() is None, "the run ended before it could be signalled"
+        os.kill(pid, signal.SIGTERM)
+        _, stderr = launcher.communicate(timeout=600)
+    finally:
+        if launcher.poll() is None:
+            launcher.kill()
+    stops = [r for r in read_metrics(metrics) if r.get("event") == "preempted"]
+    assert len(stops) == 1 and stops[0]["signal"] == "SIGTERM" and 2 <= stops[0]["step"] < STEPS, stderr[
+        -3000:
+    ]
+    step = stops[0]["step"]
+    assert f"stopped on SIGTERM at step {step}, checkpoint written; exit 75" in stderr
+    # Both ranks said so; torchrun reports the first to exit with 75 (then stops the other one).
+    assert stderr.count("jalm train: stopped on SIGTERM") == 2 and "exitcode  : 75" in stderr, stderr[-3000:]
+    assert [p.name for p in ckpt.list_checkpoints(run)] == [f"step_{step:08d}"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert [p.name for p in ckpt.list_checkpoints(run)] == [f"step_{step:08d}", f"step_{STEPS:08d}"]
+    assert curve(run) == pytest.approx(single_process_curve, rel=2e-4, abs=2e-4)

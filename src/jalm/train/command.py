@@ -5,12 +5,15 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import sys
 
 EXAMPLE = """examples:
   jalm train --preset tiny --data runs/demo/packed --out runs/demo/train --max-steps 500 --compile
   jalm train --preset 1.7b --data c4=packed/c4:0.4 cc100=packed/cc100:0.3 crawl=packed/crawl:0.3 --out runs/mix
-  torchrun --nproc_per_node=8 --no-python jalm train --preset 1.7b --data packed --out runs/1.7b
-Rerunning the same command resumes from the run directory's latest checkpoint."""
+  torchrun --nproc_per_node=8 --max-restarts=3 --no-python jalm train --preset 1.7b --data packed --out runs/1.7b
+Rerunning the same command resumes from the run directory's latest checkpoint. SIGTERM or SIGUSR1 on any
+rank: the step in flight finishes, a checkpoint is written, and the run exits with code 75 (requeue me).
+--max-restarts lets torchrun restart the workers of a node after a crash; they resume the same way."""
 
 # The switches, which have no default worth printing.
 SWITCH_HELP = {
@@ -75,7 +78,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--plan", action="store_true", help="print parameters, memory per device, tokens, time; stop"
     )
     plan.add_argument("--gpus", type=int, help="processes (GPUs) to plan for (default: WORLD_SIZE, else 1)")
-    plan.add_argument("--gpu", help="GPU to plan for: H200, H100, A100, A100-40GB, L4, A10, or NAME:GIB")
+    plan.add_argument(
+        "--gpu",
+        help="GPU to plan for: H100, H100 PCIe, H100 NVL, H200, A100, A100-40GB, L40S, L4, A10, ... or NAME:GIB",
+    )
     plan.add_argument(
         "--mfu", type=float, default=0.4, help="model FLOPs utilisation for the time (default: 0.4)"
     )
@@ -149,6 +155,15 @@ def run(args: argparse.Namespace) -> int:
     summary = train(
         cfg, data, args.out, device=args.device, parallel=args.parallel, progress=not args.no_progress
     )
+    if summary.get("preempted"):
+        from jalm.train.distributed import REQUEUE_EXIT
+
+        print(
+            f"jalm train: stopped on {summary['preempted']} at step {summary['steps']}, checkpoint written; "
+            f"exit {REQUEUE_EXIT} asks for a requeue (rerun the same command to continue)",
+            file=sys.stderr,
+        )
+        return REQUEUE_EXIT
     if summary:
         print(json.dumps(summary))
     return 0

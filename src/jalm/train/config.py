@@ -61,6 +61,9 @@ class TrainConfig:
     eval_batches: int = 20
     save_every: int = 200
     keep_last: int = 2
+    # Multi-process runs: how long a collective waits for a missing rank before the run fails (then
+    # torchrun --max-restarts or a requeue resumes it from the last checkpoint); 0 keeps torch's default.
+    dist_timeout_minutes: float = 0.0
     extra: dict = field(default_factory=dict)
 
     def to_json(self) -> str:

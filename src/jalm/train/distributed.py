@@ -7,10 +7,21 @@ The same code runs a laptop demo (no process group), CPU tests (gloo, 2 processe
 from __future__ import annotations
 
 import os
+import signal
+import socket
+import uuid
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
 
 import torch
 import torch.distributed as dist
+
+# The exit code of a run stopped by SIGTERM / SIGUSR1 after writing its checkpoint: "run me again".
+# 75 is sysexits' EX_TEMPFAIL; scripts/slurm/train.sbatch requeues the job when the run was signalled.
+REQUEUE_EXIT = 75
+SHARED_CHECK = ".jalm-shared-check"
 
 
 @dataclass(frozen=True)
@@ -29,8 +40,11 @@ class DistEnv:
         return self.world_size > 1
 
 
-def setup(device: str = "auto") -> DistEnv:
-    """Read torchrun's variables; start a process group when there is more than one process."""
+def setup(device: str = "auto", timeout_minutes: float | None = None) -> DistEnv:
+    """Read torchrun's variables; start a process group when there is more than one process.
+
+    `timeout_minutes`: how long a collective may wait for a missing rank before the run fails (and
+    torchrun's --max-restarts, or a requeue, takes over); None keeps torch's default."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local = int(os.environ.get("LOCAL_RANK", "0"))
@@ -43,7 +57,9 @@ def setup(device: str = "auto") -> DistEnv:
         dev = torch.device(device)
     if world > 1 and not dist.is_initialized():
         dist.init_process_group(
-            backend="nccl" if dev.type == "cuda" else "gloo", device_id=dev if dev.type == "cuda" else None
+            backend="nccl" if dev.type == "cuda" else "gloo",
+            device_id=dev if dev.type == "cuda" else None,
+            timeout=timedelta(minutes=timeout_minutes) if timeout_minutes else None,
         )
     return DistEnv(rank, world, local, dev)
 
@@ -108,3 +124,90 @@ def wrap_model(model: torch.nn.Module, env: DistEnv, parallel: str, bf16: bool) 
         fully_shard(model, mesh=mesh, mp_policy=policy)
         return model
     raise ValueError(f"unknown parallel mode {parallel!r}")
+
+
+def accumulating(model: torch.nn.Module, last: bool) -> AbstractContextManager:
+    """Set up one micro-batch's forward (and, for FSDP2, its backward): no gradient traffic before the last.
+
+    DDP: `no_sync` on every micro-batch but the last (gradients accumulate locally, one all-reduce).
+    FSDP2: on micro-batches before the last, no reduce-scatter (`set_requires_gradient_sync(False)`: the
+    unsharded gradients accumulate) and no resharding after forward or backward, so the parameters are
+    all-gathered once at the first forward and stay whole until the last micro-batch. The last one runs
+    with FSDP2's defaults (reshard after forward, reshard after backward, reduce-scatter), so a step with
+    N micro-batches all-gathers and reduce-scatters exactly what a step with one does, and the peak of
+    the last micro-batch is the usual one. The price: during accumulation each GPU holds the whole
+    parameters and unsharded gradients (ZeRO-2-like); the plan's memory arithmetic counts them.
+    """
+    if hasattr(model, "set_requires_gradient_sync"):  # FSDP2 (fully_shard) module
+        model.set_requires_gradient_sync(last)
+        model.set_reshard_after_backward(last)
+        # The blocks only: FSDP2 keeps the root unsharded after forward (backward needs it at once).
+        for module in model.modules():
+            if module is not model and hasattr(module, "set_reshard_after_forward"):
+                module.set_reshard_after_forward(last, recurse=False)
+        return nullcontext()
+    if hasattr(model, "no_sync") and not last:
+        return model.no_sync()
+    return nullcontext()
+
+
+def check_shared_dir(path: Path, env: DistEnv) -> None:
+    """Every rank must see rank 0's run directory (a filesystem all nodes share): checkpoints are renamed
+    into place by rank 0 alone, so a node-local --out would silently lose the other nodes' shards."""
+    from jalm.errors import JalmError
+
+    if not dist.is_initialized():
+        return
+    path = Path(path)
+    token = broadcast_object(uuid.uuid4().hex if env.is_main else None)
+    marker = path / SHARED_CHECK
+    if env.is_main:
+        path.mkdir(parents=True, exist_ok=True)
+        marker.write_text(token, encoding="utf-8")
+    barrier()
+    try:
+        seen = marker.read_text(encoding="utf-8") == token
+    except OSError:
+        seen = False
+    views: list = [None] * env.world_size
+    dist.all_gather_object(views, (env.rank, socket.gethostname(), seen))
+    barrier()
+    if env.is_main:
+        marker.unlink(missing_ok=True)
+    blind = [(rank, host) for rank, host, ok in views if not ok]
+    if blind:
+        rank, host = blind[0]
+        raise JalmError(
+            f"{path}: rank {rank} on {host} does not see rank 0's run directory there "
+            f"({len(blind)} of {env.world_size} ranks); --out must be on a filesystem every node shares"
+        )
+
+
+class StopRequest:
+    """SIGTERM / SIGUSR1 on any rank asks every rank to stop after the step in flight (a preemption or a
+    scheduler's warning before the time limit). `agreed()` is one tiny all-reduce, once per step."""
+
+    SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
+
+    def __init__(self, env: DistEnv):
+        self.env, self.received, self.previous = env, 0, {}
+        for sig in self.SIGNALS:
+            try:
+                self.previous[sig] = signal.signal(sig, self._handle)
+            except ValueError:  # not the main thread: leave signals to whoever owns them
+                break
+
+    def _handle(self, signum, frame) -> None:
+        self.received = signum
+
+    def agreed(self) -> int:
+        """The signal some rank received (0 if none): every rank gets the same answer."""
+        if not dist.is_initialized():
+            return self.received
+        flag = torch.tensor([self.received], device=self.env.device)
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+        return int(flag.item())
+
+    def close(self) -> None:
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)

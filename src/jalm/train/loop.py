@@ -238,7 +238,7 @@ def train(
     cfg.validate()
     run_dir = Path(run_dir)
     datasets = open_datasets(parse_sources(data))
-    env = distrib.setup(device)
+    env = distrib.setup(device, cfg.dist_timeout_minutes or None)
     grad_accum = grad_accum_for(cfg, env.world_size)
     meta = datasets[0].meta
     preset = get_preset(cfg.preset)

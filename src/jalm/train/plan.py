@@ -44,25 +44,47 @@ GIB = 1024**3
 # Refuse a run only when the estimate exceeds the device's memory by more than this: the estimate is
 # within 25 % of the measured peak for the small presets on CPU (benchmarks/plan_memory.py).
 REFUSE_MARGIN = 0.25
-# Dense bf16 peaks from the data sheets; the PCIe H100 runs at lower clocks than the SXM part.
-# (Also what `train.loop.mfu` divides by on a GPU; the first key contained in the device's name wins.)
-PEAK_BF16_FLOPS = (
-    ("H200", 989e12),
-    ("H100 PCIe", 756e12),
-    ("H100", 989e12),
-    ("A100", 312e12),
-    ("L4", 121e12),
-    ("A10", 125e12),
-)
-# Memory per GPU as nvidia-smi reports it (MiB), for --gpu NAME; A100s with "40GB" in the name have 40 GiB.
-GPU_MEMORY_MIB = (
-    ("H200", 143771),
-    ("H100 PCIe", 81559),
-    ("H100", 81559),
-    ("A100", 81920),
-    ("L4", 23034),
-    ("A10", 23028),
-)
+# The GPUs jalm knows, by the exact name `torch.cuda.get_device_name` (nvidia-smi) reports: the model,
+# its dense bf16 peak from the data sheet (half the "with sparsity" figure), and its memory in MiB as
+# nvidia-smi reports it. Exact names, never substrings: an H100 NVL or PCIe must not get the SXM peak,
+# an L40S must not match L4. An unknown name has no peak (MFU and the time estimate say "unknown").
+GPU_MODELS: dict[str, tuple[str, float, int]] = {
+    "NVIDIA H100 80GB HBM3": ("H100 SXM", 989e12, 81559),
+    "NVIDIA H100 PCIe": ("H100 PCIe", 756e12, 81559),
+    "NVIDIA H100 NVL": ("H100 NVL", 835e12, 95830),
+    "NVIDIA H200": ("H200 SXM", 989e12, 143771),
+    "NVIDIA H200 NVL": ("H200 NVL", 835e12, 143771),
+    "NVIDIA GH200 480GB": ("GH200", 989e12, 97871),
+    "NVIDIA B200": ("B200", 2250e12, 183359),
+    "NVIDIA A100-SXM4-80GB": ("A100 SXM 80GB", 312e12, 81920),
+    "NVIDIA A100-SXM4-40GB": ("A100 SXM 40GB", 312e12, 40960),
+    "NVIDIA A100 80GB PCIe": ("A100 PCIe 80GB", 312e12, 81920),
+    "NVIDIA A100-PCIE-40GB": ("A100 PCIe 40GB", 312e12, 40960),
+    "NVIDIA L40S": ("L40S", 362e12, 46068),
+    "NVIDIA L40": ("L40", 181e12, 46068),
+    "NVIDIA L4": ("L4", 121e12, 23034),
+    "NVIDIA A10": ("A10", 125e12, 23028),
+}
+# What --gpu accepts (case-insensitive, exactly): the short names people write, to the reported name.
+GPU_ALIASES = {
+    "H100": "NVIDIA H100 80GB HBM3",
+    "H100 SXM": "NVIDIA H100 80GB HBM3",
+    "H100 PCIE": "NVIDIA H100 PCIe",
+    "H100 NVL": "NVIDIA H100 NVL",
+    "H200": "NVIDIA H200",
+    "H200 NVL": "NVIDIA H200 NVL",
+    "GH200": "NVIDIA GH200 480GB",
+    "B200": "NVIDIA B200",
+    "A100": "NVIDIA A100-SXM4-80GB",
+    "A100-80GB": "NVIDIA A100-SXM4-80GB",
+    "A100-40GB": "NVIDIA A100-SXM4-40GB",
+    "A100 PCIE": "NVIDIA A100 80GB PCIe",
+    "A100-40GB PCIE": "NVIDIA A100-PCIE-40GB",
+    "L40S": "NVIDIA L40S",
+    "L40": "NVIDIA L40",
+    "L4": "NVIDIA L4",
+    "A10": "NVIDIA A10",
+}
 RUNTIME_BYTES = {"cuda": 1 * GIB, "cpu": 350 * 1024**2}  # CUDA context + NCCL; the Python process with torch
 # On CPU the process's RSS also holds the kernels and code the first step touches, and what glibc's malloc
 # keeps of freed tensors in its heap (its mmap threshold rises to the largest freed block, up to 32 MiB).
@@ -72,17 +94,20 @@ CPU_KERNELS_BYTES = 24 * 1024**2
 CPU_ALLOCATOR_SLACK = 0.4
 
 
+def gpu_model(name: str, aliases: bool = False) -> tuple[str, float, int] | None:
+    """(model, dense bf16 peak, MiB) of a GPU by its reported name (case and spacing aside), or with
+    `aliases` also by a --gpu short name; None when unknown."""
+    upper = " ".join(name.split()).upper()
+    full = next((key for key in GPU_MODELS if key.upper() == upper), None)
+    if full is None and aliases:
+        full = GPU_ALIASES.get(upper.removeprefix("NVIDIA "))
+    return GPU_MODELS[full] if full else None
+
+
 def peak_flops(device_name: str) -> float:
-    """The dense bf16 peak of a GPU by name (0.0 when unknown, e.g. a CPU)."""
-    for key, flops in PEAK_BF16_FLOPS:
-        if key in device_name:
-            return flops
-    return 0.0
-
-
-def _lookup(table: tuple, name: str):
-    upper = name.upper()
-    return next((value for key, value in table if key.upper() in upper), None)
+    """The dense bf16 peak of a GPU by the exact name it reports (0.0 when unknown, e.g. a CPU)."""
+    model = gpu_model(device_name)
+    return model[1] if model else 0.0
 
 
 @dataclass(frozen=True)
@@ -96,20 +121,20 @@ class Hardware:
 
 
 def gpu(spec: str) -> Hardware:
-    """`--gpu NAME` or `NAME:GIB` (H100, A100, A100-40GB, H200, L4, A10, or any name with its memory)."""
+    """`--gpu NAME` or `NAME:GIB` (a GPU_ALIASES name or a reported name, or any name with its memory)."""
     name, _, gib = spec.partition(":")
-    flops = _lookup(tuple((k.upper(), v) for k, v in PEAK_BF16_FLOPS), name) or 0.0
+    model = gpu_model(name, aliases=True)
+    flops = model[1] if model else 0.0
     if gib:
         try:
             memory = int(float(gib) * GIB)
         except ValueError:
             raise JalmError(f"--gpu {spec}: the memory after ':' must be a number of GiB") from None
     else:
-        mib = 40960 if "A100" in name.upper() and "40" in name else _lookup(GPU_MEMORY_MIB, name)
-        if mib is None:
-            known = ", ".join(k for k, _ in GPU_MEMORY_MIB)
+        if model is None:
+            known = ", ".join(GPU_ALIASES)
             raise JalmError(f"--gpu {spec}: unknown GPU; name one of {known}, or give its memory as NAME:GIB")
-        memory = mib * 1024**2
+        memory = model[2] * 1024**2
     return Hardware(name, "cuda", memory, flops)
 
 

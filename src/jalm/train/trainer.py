@@ -117,6 +117,7 @@ class Trainer:
         from jalm.model.attention import fp32_attention_pays, use_fp32_attention
 
         cfg, env, model = self.cfg, self.env, self.task.model
+        distrib.check_shared_dir(self.run_dir, env)
         if cfg.activation_checkpointing:
             model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
             if self.task.frozen_base and hasattr(model, "enable_input_require_grads"):
@@ -193,8 +194,8 @@ class Trainer:
         loss_sum = torch.zeros((), device=self.env.device)
         injecting = self.fault is not None and self.fault.get("step") == self.step
         for index, micro in enumerate(micros):
-            sync = index == len(micros) - 1 or not hasattr(self.model, "no_sync")
-            with self.autocast(), nullcontext() if sync else self.model.no_sync():
+            last = index == len(micros) - 1
+            with self.autocast(), distrib.accumulating(self.model, last):
                 loss, ce = self.step_loss(self.model, **micro.inputs)
             if injecting:
                 loss, ce = _inject_fault(self.fault, loss), _inject_fault(self.fault, ce)
@@ -218,7 +219,6 @@ class Trainer:
         """Train until max_steps (resuming where the run directory left off); return a summary."""
         from jalm.progress import progress_bar
 
-        cfg = self.cfg
         bar = progress_bar(
             total=self.max_steps,
             initial=self.start_step,
@@ -229,28 +229,52 @@ class Trainer:
         self.started = time.perf_counter()
         self.window_start, self.window_tokens = self.started, 0
         self.model.train()
-        while self.step < self.max_steps:
-            result, step_tokens = self.train_step()
-            self.step += 1
-            self.tokens_seen += step_tokens
-            self.window_tokens += step_tokens
-            bar.update(1)
-            if result.verdict != "ok":
-                self._guard_event(result)
-                if result.verdict == "rollback":
-                    self._rollback()
-                    bar.n = self.step
-                    continue
-            self.max_steps = self.budget.update(self.step, self.max_steps)
-            bar.total = self.max_steps
-            if result.verdict == "ok" and (self.step % cfg.log_every == 0 or self.step == self.max_steps):
-                self._log_step(result, bar)
-            if cfg.eval_every and self.step % cfg.eval_every == 0 and self.step < self.max_steps:
-                self.log_validation(self.evaluate())
-            if cfg.save_every and self.step % cfg.save_every == 0 and self.step < self.max_steps:
-                self.save()
+        stop = distrib.StopRequest(self.env)
+        try:
+            while self.step < self.max_steps:
+                self._run_step(bar)
+                signum = stop.agreed()
+                if signum and self.step < self.max_steps:
+                    bar.close()
+                    return self._preempted(signum)
+        finally:
+            stop.close()
         bar.close()
         return self._finish()
+
+    def _run_step(self, bar) -> None:
+        """One optimizer step and what follows it (log, evaluate, save)."""
+        cfg = self.cfg
+        result, step_tokens = self.train_step()
+        self.step += 1
+        self.tokens_seen += step_tokens
+        self.window_tokens += step_tokens
+        bar.update(1)
+        if result.verdict != "ok":
+            self._guard_event(result)
+            if result.verdict == "rollback":
+                self._rollback()
+                bar.n = self.step
+                return
+        self.max_steps = self.budget.update(self.step, self.max_steps)
+        bar.total = self.max_steps
+        if result.verdict == "ok" and (self.step % cfg.log_every == 0 or self.step == self.max_steps):
+            self._log_step(result, bar)
+        if cfg.eval_every and self.step % cfg.eval_every == 0 and self.step < self.max_steps:
+            self.log_validation(self.evaluate())
+        if cfg.save_every and self.step % cfg.save_every == 0 and self.step < self.max_steps:
+            self.save()
+
+    def _preempted(self, signum: int) -> dict:
+        """Stop on a signal: the step in flight is done; save it so a rerun (requeue) continues from here."""
+        import signal
+
+        name = signal.Signals(signum).name
+        self.save()
+        self.log.write({"step": self.step, "event": "preempted", "signal": name})
+        self.log.close()
+        distrib.teardown()
+        return {"preempted": name, "steps": self.step}
 
     def evaluate(self) -> dict[str, float]:
         return self.task.evaluate(self.model, self.autocast)
