@@ -179,3 +179,56 @@ def test_gguf_export_reads_a_line_layout_bin_file(tiny_model_dir, tmp_path):
     st_tensors = {t.name: t.data for t in gguf.GGUFReader(tmp_path / "st.gguf").tensors}
     assert bin_tensors.keys() == st_tensors.keys()
     assert all(np.array_equal(bin_tensors[n], st_tensors[n]) for n in bin_tensors)  # the metadata differs
+
+
+def test_a_qwen2_shaped_model_with_a_byte_level_bpe_tokenizer_continues(small_corpus, tmp_path):
+    """Qwen2 (Llama's module names, QKV biases, tied) and a tokenizer.json-only byte-level BPE tokenizer,
+    as Qwen and Llama 3 ship: packed with --tokenizer DIR, continued, exported with tokenizer.json as it was."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import AutoModelForCausalLM, AutoTokenizer, Qwen2Config
+
+    from jalm.data import pack
+    from jalm.export import export
+    from jalm.jsonl import read_texts
+    from jalm.model import build_model
+    from jalm.model.build import portable_config_dict
+
+    base = tmp_path / "qwen"
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=600, special_tokens=["<|endoftext|>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+    )
+    tokenizer.train_from_iterator([t for _, t in zip(range(300), read_texts([small_corpus]))], trainer)
+    config = Qwen2Config(
+        vocab_size=tokenizer.get_vocab_size(),
+        hidden_size=64,
+        intermediate_size=176,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=256,
+        tie_word_embeddings=True,
+        eos_token_id=tokenizer.token_to_id("<|endoftext|>"),
+    )
+    build_model(config).save_pretrained(base)
+    (base / "config.json").write_text(json.dumps(portable_config_dict(config)))
+    tokenizer.save(str(base / "tokenizer.json"))
+    tokenizer_config = {"tokenizer_class": "PreTrainedTokenizerFast", "eos_token": "<|endoftext|>"}
+    (base / "tokenizer_config.json").write_text(json.dumps(tokenizer_config))
+
+    packed = tmp_path / "packed"
+    meta = pack([small_corpus], base, packed, val_fraction=0.1, seq_len=64, progress=False)
+    assert meta["eos_id"] == tokenizer.token_to_id("<|endoftext|>")
+    cfg = default_config(str(base), max_steps=3, save_every=0, log_every=1, seq_len=64, micro_batch_size=4)
+    cfg.init_from = str(base)
+    train(cfg, packed, tmp_path / "run", device="cpu", progress=False)
+    out = export(tmp_path / "run", tmp_path / "model")
+    assert (out / "tokenizer.json").read_bytes() == (base / "tokenizer.json").read_bytes()
+    assert type(AutoModelForCausalLM.from_pretrained(out)).__name__ == "Qwen2ForCausalLM"
+    assert AutoTokenizer.from_pretrained(out).encode(PROMPT) == tokenizer.encode(PROMPT).ids
+    with pytest.raises(JalmError, match="byte-level BPE"):
+        from jalm.tokenizer.extend import extend_tokenizer
+
+        extend_tokenizer(base, [small_corpus], 10, tmp_path / "x")

@@ -26,7 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--tokenizer",
         required=True,
-        help="tokenizer or model directory with a SentencePiece model (spiece.model or tokenizer.model)",
+        help="tokenizer or model directory: spiece.model, tokenizer.model or (byte-level BPE) tokenizer.json",
     )
     parser.add_argument("--out", required=True, help="output directory")
     parser.add_argument(

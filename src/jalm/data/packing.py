@@ -55,14 +55,17 @@ def pack(
     too. `threads`: SentencePiece threads per job (default: all cores with one local worker, else 1).
     """
     from jalm.executors import DEFAULT_RETRIES, DEFAULT_TASK_MEMORY, Executor
-    from jalm.tokenizer import load_sentencepiece, tokenizer_model_file
+    from jalm.tokenizer import tokenizer_model_file
+    from jalm.tokenizer.encoder import load_encoder
 
     if shard_bytes < 1:
         raise JalmError(f"shard_bytes must be at least 1, got {shard_bytes}")
     refuse_incomplete(list(inputs), allow_incomplete)
     files = list(dict.fromkeys(p.resolve() for p in expand_inputs(inputs)))
-    sp = load_sentencepiece(tokenizer_dir)
     model_file = Path(tokenizer_model_file(tokenizer_dir)).absolute()  # jobs may run elsewhere (Ray)
+    if not model_file.is_file():
+        raise JalmError(f"{tokenizer_dir}: no tokenizer (spiece.model, tokenizer.model or tokenizer.json)")
+    sp = load_encoder(model_file)
     vocab = sp.get_piece_size()
     out = Path(out_dir).absolute()
     settings = {

@@ -189,9 +189,10 @@ def _sentencepiece(model_file: str) -> Any:
     """One loaded tokenizer per process and model file: a worker packs many shards."""
     if model_file not in _SENTENCEPIECE:
         import numpy  # noqa: F401  (imported here so a job's timing starts after the process's imports)
-        import sentencepiece as spm
 
-        _SENTENCEPIECE[model_file] = spm.SentencePieceProcessor(model_file=model_file)
+        from jalm.tokenizer.encoder import load_encoder  # SentencePiece, or tokenizer.json (byte-level BPE)
+
+        _SENTENCEPIECE[model_file] = load_encoder(model_file)
     return _SENTENCEPIECE[model_file]
 
 

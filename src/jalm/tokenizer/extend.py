@@ -40,7 +40,12 @@ CARRIED = ("tokenizer_config.json", "special_tokens_map.json", "added_tokens.jso
 def _base_proto(base_dir: Path):
     from sentencepiece import sentencepiece_model_pb2 as pb
 
-    path = tokenizer_model_file(base_dir)  # one line for a tokenizer.json-only (byte-level BPE) base
+    path = tokenizer_model_file(base_dir)
+    if path.name == "tokenizer.json":
+        raise JalmError(
+            f"{base_dir}: a byte-level BPE tokenizer (tokenizer.json only, as Llama 3's and Qwen's); extend "
+            "does not add to it: new merges get ranks that change how existing text splits"
+        )
     if not path.is_file():
         raise JalmError(f"{base_dir}: no tokenizer (spiece.model, tokenizer.model or tokenizer.json)")
     proto = pb.ModelProto()

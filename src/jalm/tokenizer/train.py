@@ -329,10 +329,7 @@ def tokenizer_model_file(dir_or_file: str | Path) -> Path:
         if (path / name).is_file():
             return path / name
     if (path / "tokenizer.json").is_file():
-        raise JalmError(
-            f"{path}: only tokenizer.json (no spiece.model or tokenizer.model); jalm pack reads SentencePiece "
-            "models, a byte-level BPE tokenizer (Llama 3, Qwen) is not supported yet"
-        )
+        return path / "tokenizer.json"  # a byte-level BPE base (Llama 3, Qwen): jalm.tokenizer.encoder
     return path / SPIECE_MODEL
 
 
@@ -341,6 +338,11 @@ def load_sentencepiece(dir_or_file: str | Path) -> sentencepiece.SentencePiecePr
     import sentencepiece as spm
 
     path = tokenizer_model_file(dir_or_file)
+    if path.name == "tokenizer.json":
+        raise JalmError(
+            f"{path.parent}: only tokenizer.json (no spiece.model or tokenizer.model); this step needs a "
+            "SentencePiece model"
+        )
     if not path.is_file():
         raise JalmError(f"{path}: no such SentencePiece model (train one with `jalm tokenizer train`)")
     sp = spm.SentencePieceProcessor()
