@@ -181,10 +181,13 @@ class Keys:
             run_of = position[rows] // per_run
             for run in np.unique(run_of).tolist():
                 sel = rows[run_of == run]
-                sigs = self.array(index, run, "sigs")
+                # Mapped for this read only: a mapping kept open holds every page read through it in
+                # the process's resident memory, which would grow to all signatures of the corpus.
+                sigs = np.load(self.folder / f"{self.names[index]}.r{run}.sigs.npy", mmap_mode="r")
                 if out is None:
                     out = np.empty((len(gids), sigs.shape[1]), dtype=np.uint32)
                 out[sel] = sigs[position[sel] - run * per_run]
+                del sigs
         return out if out is not None else np.zeros((0, 0), dtype=np.uint32)
 
     def doc_id(self, gid: int) -> str:
