@@ -157,15 +157,23 @@ class Keys:
         upper end), from every run, by binary search in each sorted run."""
         keys, gids = [], []
         for index, run in self.runs():
+            # Each run mapped for this read only (as in signatures()): the pages a binary search
+            # faults in, with the kernel's read-around, would otherwise stay resident, run after run.
+            stem = self.folder / f"{self.names[index]}.r{run}"
             if band == "exact":
-                k, g = self.array(index, run, "ekeys"), self.array(index, run, "egids")
+                k, g = (
+                    np.load(f"{stem}.ekeys.npy", mmap_mode="r"),
+                    np.load(f"{stem}.egids.npy", mmap_mode="r"),
+                )
             else:
-                k, g = self.array(index, run, "bkeys")[band], self.array(index, run, "bgids")[band]
+                k = np.load(f"{stem}.bkeys.npy", mmap_mode="r")[band]
+                g = np.load(f"{stem}.bgids.npy", mmap_mode="r")[band]
             i0 = int(np.searchsorted(k, np.uint64(lo), "left"))
             i1 = len(k) if hi is None else int(np.searchsorted(k, np.uint64(hi), "left"))
             if i1 > i0:
-                keys.append(np.asarray(k[i0:i1]))
-                gids.append(np.asarray(g[i0:i1]))
+                keys.append(np.array(k[i0:i1]))
+                gids.append(np.array(g[i0:i1]))
+            del k, g
         if not keys:
             return np.zeros(0, dtype=np.uint64), np.zeros(0, dtype=np.int64)
         return np.concatenate(keys), np.concatenate(gids)
@@ -181,10 +189,13 @@ class Keys:
             run_of = position[rows] // per_run
             for run in np.unique(run_of).tolist():
                 sel = rows[run_of == run]
-                sigs = self.array(index, run, "sigs")
+                # Mapped for this read only: a mapping kept open holds every page read through it in
+                # the process's resident memory, which would grow to all signatures of the corpus.
+                sigs = np.load(self.folder / f"{self.names[index]}.r{run}.sigs.npy", mmap_mode="r")
                 if out is None:
                     out = np.empty((len(gids), sigs.shape[1]), dtype=np.uint32)
                 out[sel] = sigs[position[sel] - run * per_run]
+                del sigs
         return out if out is not None else np.zeros((0, 0), dtype=np.uint32)
 
     def doc_id(self, gid: int) -> str:
