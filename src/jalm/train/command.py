@@ -56,7 +56,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--config", help="JSON file of training settings (flags override it)")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
     parser.add_argument(
-        "--parallel", default="auto", choices=["auto", "none", "ddp", "fsdp"], help="multi-process mode"
+        "--parallel",
+        default="auto",
+        choices=["auto", "none", "ddp", "fsdp", "hsdp"],
+        help="multi-process mode (auto: DDP below 500M parameters, else FSDP2, HSDP when the run spans nodes)",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument(

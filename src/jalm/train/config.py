@@ -61,6 +61,8 @@ class TrainConfig:
     # Multi-process runs: how long a collective waits for a missing rank before the run fails (then
     # torchrun --max-restarts or a requeue resumes it from the last checkpoint); 0 keeps torch's default.
     dist_timeout_minutes: float = 0.0
+    # --parallel hsdp: processes per sharding group (replicas across groups); 0: the GPUs of a node.
+    shard_group_size: int = 0
     extra: dict = field(default_factory=dict)
 
     def to_json(self) -> str:

@@ -443,7 +443,9 @@ def resolve_parallel(parallel: str, processes: int, params: int) -> str:
         return "none"
     if parallel == "auto":
         return "fsdp" if params > 500_000_000 else "ddp"
-    return parallel
+    return (
+        "fsdp" if parallel == "hsdp" else parallel
+    )  # memory per GPU: HSDP's within a group is planned as FSDP
 
 
 def make_plan(

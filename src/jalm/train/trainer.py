@@ -127,8 +127,10 @@ class Trainer:
             use_fp32_attention(model)
         if self.parallel == "auto":
             self.parallel = "fsdp" if self.task.n_params > 500_000_000 else "ddp"
+            if self.parallel == "fsdp" and distrib.spans_nodes(env):
+                self.parallel = "hsdp"  # shard inside a node, replicate across nodes
         self.raw_model = model
-        self.model = distrib.wrap_model(model, env, self.parallel, self.bf16)
+        self.model = distrib.wrap_model(model, env, self.parallel, self.bf16, cfg.shard_group_size)
         # Compiling the loss with the model lets inductor fuse the fp32 cast, log-softmax and NLL over the
         # logits (the largest activation) instead of materialising them: +15-20 % tokens/s on CPU.
         self.step_loss = torch.compile(self.task.loss) if cfg.compile else self.task.loss
