@@ -19,7 +19,8 @@ rank: the step in flight finishes, a checkpoint is written, and the run exits wi
 SWITCH_HELP = {
     "compile": "torch.compile the model and loss as one graph: ~1.4x the eager tokens/s for `tiny` on CPU, after a "
     "30-90 s start (a C++ compiler is needed on CPU); pays for runs longer than a few minutes",
-    "activation_checkpointing": "recompute each block's activations in the backward pass (big presets)",
+    "activation_checkpointing": "recompute each block's activations in the backward pass (default: the plan "
+    "turns it on only when the run does not fit in memory without it)",
     "tensorboard": "also log to OUT/tensorboard",
 }
 # Settings whose help says more than their default.
@@ -132,8 +133,21 @@ def run(args: argparse.Namespace) -> int:
     # --gpus and --gpu only plan; a run checks itself against this machine's device and WORLD_SIZE.
     gpus, gpu = (args.gpus, args.gpu) if args.plan else (None, None)
     plan = plan_for_run(cfg, data, args.device, args.parallel, gpus, gpu, args.mfu)
+    checkpointing = "set by --activation-checkpointing"
+    if "activation_checkpointing" not in overrides:
+        # The plan decides: recompute activations only when the run does not fit without (it costs
+        # ~20-25 % of the throughput); --activation-checkpointing / --no-... override it.
+        cfg.activation_checkpointing = False
+        plan = plan_for_run(cfg, data, args.device, args.parallel, gpus, gpu, args.mfu)
+        checkpointing = "off: fits without it"
+        if not plan.fits:
+            cfg.activation_checkpointing = True
+            plan = plan_for_run(cfg, data, args.device, args.parallel, gpus, gpu, args.mfu)
+            checkpointing = "on: does not fit without it"
     if args.plan:
         print(plan.describe())
+        state = "on" if cfg.activation_checkpointing else "off"
+        print(f"activation checkpointing: {state} ({checkpointing.split(': ', 1)[-1]})")
     check_fits(plan)  # a run that clearly cannot fit stops here, before anything is allocated
     if args.plan:
         return 0
