@@ -78,6 +78,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="GPU to plan for: H100, H100 PCIe, H100 NVL, H200, A100, A100-40GB, L40S, L4, A10, ... or NAME:GIB",
     )
     plan.add_argument(
+        "--gpus-per-node", type=int, default=8, help="GPUs per node, for the communication (default: 8)"
+    )
+    plan.add_argument(
         "--mfu", type=float, default=0.4, help="model FLOPs utilisation for the time (default: 0.4)"
     )
     add_config_flags(parser)
@@ -122,7 +125,7 @@ def run(args: argparse.Namespace) -> int:
     from jalm.errors import JalmError
     from jalm.train.config import default_config
     from jalm.train.loop import train
-    from jalm.train.plan import check_fits, plan_for_run
+    from jalm.train.plan import check_fits, describe_communication, plan_for_run
 
     overrides = config_overrides(args)
     data = parse_sources(args.data)
@@ -148,6 +151,7 @@ def run(args: argparse.Namespace) -> int:
         print(plan.describe())
         state = "on" if cfg.activation_checkpointing else "off"
         print(f"activation checkpointing: {state} ({checkpointing.split(': ', 1)[-1]})")
+        print(describe_communication(plan, args.gpus_per_node))
     check_fits(plan)  # a run that clearly cannot fit stops here, before anything is allocated
     if args.plan:
         return 0
