@@ -199,7 +199,7 @@ def test_hsdp_2x2_matches_one_process_and_its_checkpoint_resumes_on_2_processes(
     packed_dir, single_process_curve, tmp_path
 ):
     """HSDP on 4 processes (2 replicas × shard groups of 2) gives the 1-process curve at the same global
-    batch; its step-6 checkpoint, loaded by 2 processes (one group of 2: another world size and layout),
+    batch; its step-6 checkpoint (written in the background), loaded by 2 processes (one group of 2: another world size and layout),
     continues with the same losses."""
     jalm = Path(sys.executable).with_name("jalm")
     run = tmp_path / "hsdp"
@@ -214,6 +214,7 @@ def test_hsdp_2x2_matches_one_process_and_its_checkpoint_resumes_on_2_processes(
             *("--preset", "test", "--data", str(packed_dir), "--out", str(out), "--max-steps", str(STEPS)),
             *("--micro-batch-size", "2", "--global-batch-tokens", "512", "--dtype", "float32"),
             *("--parallel", "hsdp", "--shard-group-size", "2", "--save-every", "6", "--no-progress"),
+            "--async-checkpoint",  # written in the background through a gloo group of its own
         ]
 
     result = subprocess.run(command(4, run), capture_output=True, text=True, timeout=900)

@@ -238,3 +238,17 @@ class StopRequest:
     def close(self) -> None:
         for sig, handler in self.previous.items():
             signal.signal(sig, handler)
+
+
+def all_ranks(flag: bool, env: DistEnv) -> bool:
+    """True when `flag` holds on every rank (every rank gets the same answer)."""
+    if not dist.is_initialized():
+        return flag
+    value = torch.tensor([int(flag)], device=env.device)
+    dist.all_reduce(value, op=dist.ReduceOp.MIN)
+    return bool(value.item())
+
+
+def any_rank(flag: bool, env: DistEnv) -> bool:
+    """True when `flag` holds on some rank (every rank gets the same answer)."""
+    return not all_ranks(not flag, env)
