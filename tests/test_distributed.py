@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -192,3 +193,41 @@ def test_sigterm_on_one_rank_checkpoints_exits_for_a_requeue_and_the_rerun_conti
     assert result.returncode == 0, result.stderr[-3000:]
     assert [p.name for p in ckpt.list_checkpoints(run)] == [f"step_{step:08d}", f"step_{STEPS:08d}"]
     assert curve(run) == pytest.approx(single_process_curve, rel=2e-4, abs=2e-4)
+
+
+def test_hsdp_2x2_matches_one_process_and_its_checkpoint_resumes_on_2_processes(
+    packed_dir, single_process_curve, tmp_path
+):
+    """HSDP on 4 processes (2 replicas × shard groups of 2) gives the 1-process curve at the same global
+    batch; its step-6 checkpoint (written in the background), loaded by 2 processes (one group of 2: another world size and layout),
+    continues with the same losses."""
+    jalm = Path(sys.executable).with_name("jalm")
+    run = tmp_path / "hsdp"
+
+    def command(processes: int, out: Path) -> list[str]:
+        return [
+            *TORCHRUN_2[:-1],
+            f"--nproc_per_node={processes}",
+            "--no-python",
+            str(jalm),
+            "train",
+            *("--preset", "test", "--data", str(packed_dir), "--out", str(out), "--max-steps", str(STEPS)),
+            *("--micro-batch-size", "2", "--global-batch-tokens", "512", "--dtype", "float32"),
+            *("--parallel", "hsdp", "--shard-group-size", "2", "--save-every", "6", "--no-progress"),
+            "--async-checkpoint",  # written in the background through a gloo group of its own
+        ]
+
+    result = subprocess.run(command(4, run), capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert json.loads((run / "run.json").read_text())["parallel"] == "hsdp"
+    assert curve(run) == pytest.approx(single_process_curve, rel=2e-4, abs=2e-4)
+    # Resume the 4-process run's step-6 checkpoint on 2 processes.
+    resumed = tmp_path / "resumed"
+    (resumed / "checkpoints").mkdir(parents=True)
+    shutil.copytree(run / "checkpoints" / "step_00000006", resumed / "checkpoints" / "step_00000006")
+    result = subprocess.run(command(2, resumed), capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert ckpt.read_state(ckpt.latest_checkpoint(resumed))["world_size"] == 2
+    later = [r["loss"] for r in read_metrics(resumed / "metrics.jsonl") if "loss" in r and "event" not in r]
+    assert len(later) == STEPS - 6
+    assert later == pytest.approx(curve(run)[6:], rel=2e-4, abs=2e-4)

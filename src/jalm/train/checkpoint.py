@@ -63,6 +63,25 @@ def save_checkpoint(
     frozen: bool = False,
 ) -> Path:
     """Save weights, optimizer state and `state`; with `frozen`, only the trainable weights (LoRA)."""
+    pending = begin_save(
+        run_dir, step, model, optimizer, state, is_main, keep_last, frozen, asynchronous=False
+    )
+    return commit_save(pending)
+
+
+def begin_save(
+    run_dir: Path,
+    step: int,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    state: dict,
+    is_main: bool,
+    keep_last: int,
+    frozen: bool = False,
+    asynchronous: bool = False,
+) -> dict:
+    """Write the shards into `.tmp-step_N` (with `asynchronous`, DCP's async_save: the state is staged
+    to CPU memory, then written by a background thread while training goes on). `commit_save` renames."""
     root = checkpoint_dir(run_dir)
     final = root / f"{PREFIX}{step:08d}"
     tmp = root / f".tmp-{PREFIX}{step:08d}"
@@ -72,13 +91,41 @@ def save_checkpoint(
             shutil.rmtree(stale, ignore_errors=True)
     barrier()
     model_state, optim_state = _state_dicts(model, optimizer, frozen)
+    future = None
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*assuming the intent is to save in a single process.*")
-        dcp.save({"model": model_state, "optim": optim_state}, checkpoint_id=tmp)
+        if asynchronous:
+            future = dcp.async_save(
+                {"model": model_state, "optim": optim_state}, checkpoint_id=tmp, process_group=_save_group()
+            )
+        else:
+            dcp.save({"model": model_state, "optim": optim_state}, checkpoint_id=tmp)
+    return {
+        "future": future,
+        "tmp": tmp,
+        "final": final,
+        "run_dir": run_dir,
+        "state": state,
+        "is_main": is_main,
+        "keep_last": keep_last,
+    }
+
+
+def save_done(pending: dict) -> bool:
+    """Whether this rank's part of the write has finished (no waiting)."""
+    return pending["future"] is None or pending["future"].done()
+
+
+def commit_save(pending: dict) -> Path:
+    """Wait for the shards, then (rank 0) write the train state and rename `.tmp-step_N` into place.
+    Collective: every rank calls it at the same point."""
+    if pending["future"] is not None:
+        pending["future"].result()
     barrier()
-    if is_main:
+    tmp, final, root = pending["tmp"], pending["final"], pending["final"].parent
+    if pending["is_main"]:
         with open(tmp / STATE_FILE, "w", encoding="utf-8") as handle:
-            json.dump(state, handle, indent=2)
+            json.dump(pending["state"], handle, indent=2)
             handle.flush()
             os.fsync(handle.fileno())
         _fsync_dir(tmp)
@@ -86,10 +133,26 @@ def save_checkpoint(
             shutil.rmtree(final)
         tmp.rename(final)
         _fsync_dir(root)
-        for old in list_checkpoints(run_dir)[:-keep_last] if keep_last > 0 else []:
+        keep_last = pending["keep_last"]
+        for old in list_checkpoints(pending["run_dir"])[:-keep_last] if keep_last > 0 else []:
             shutil.rmtree(old, ignore_errors=True)
     barrier()
     return final
+
+
+_SAVE_GROUP: list = []
+
+
+def _save_group():
+    """A gloo group of its own for asynchronous saves: the writer thread's collectives must not
+    interleave with the training's on the default group."""
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        return None
+    if not _SAVE_GROUP:
+        _SAVE_GROUP.append(dist.new_group(backend="gloo"))
+    return _SAVE_GROUP[0]
 
 
 def read_state(path: Path) -> dict:

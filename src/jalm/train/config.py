@@ -60,10 +60,17 @@ class TrainConfig:
     eval_every: int = 0  # 0: only at the end
     eval_batches: int = 20
     save_every: int = 200
+    # Also save when this many minutes have passed since the last checkpoint (0: by steps only).
+    checkpoint_minutes: float = 0.0
+    # Write checkpoints in the background (DCP async_save: the state is staged in CPU memory, training
+    # goes on while it is written; at most one write in flight; it appears once complete).
+    async_checkpoint: bool = False
     keep_last: int = 2
     # Multi-process runs: how long a collective waits for a missing rank before the run fails (then
     # torchrun --max-restarts or a requeue resumes it from the last checkpoint); 0 keeps torch's default.
     dist_timeout_minutes: float = 0.0
+    # --parallel hsdp: processes per sharding group (replicas across groups); 0: the GPUs of a node.
+    shard_group_size: int = 0
     extra: dict = field(default_factory=dict)
 
     def to_json(self) -> str:

@@ -99,8 +99,27 @@ def transformer_blocks(model: torch.nn.Module) -> list[torch.nn.Module]:
     return family_blocks(model)
 
 
-def wrap_model(model: torch.nn.Module, env: DistEnv, parallel: str, bf16: bool) -> torch.nn.Module:
-    """DDP (replicated weights) or FSDP2 (`fully_shard` per block, then the root) around `model`."""
+def shard_groups(env: DistEnv, shard_group_size: int = 0) -> tuple[int, int]:
+    """(replicas, shard group size) of hybrid sharding: shard inside a group of `shard_group_size`
+    processes (0: the GPUs of a node, torchrun's LOCAL_WORLD_SIZE), replicate across the groups."""
+    from jalm.errors import JalmError
+
+    size = shard_group_size or int(os.environ.get("LOCAL_WORLD_SIZE", env.world_size))
+    if size < 1 or env.world_size % size:
+        raise JalmError(f"--shard-group-size {size} does not divide the {env.world_size} processes")
+    return env.world_size // size, size
+
+
+def spans_nodes(env: DistEnv) -> bool:
+    """More processes than torchrun started on this node: the run crosses nodes."""
+    return env.world_size > int(os.environ.get("LOCAL_WORLD_SIZE", env.world_size))
+
+
+def wrap_model(
+    model: torch.nn.Module, env: DistEnv, parallel: str, bf16: bool, shard_group_size: int = 0
+) -> torch.nn.Module:
+    """DDP (replicated weights), FSDP2 (`fully_shard` per block, then the root) or HSDP (FSDP2 on a 2-D
+    mesh: each parameter sharded inside a group, the groups replicas of each other)."""
     if not env.distributed or parallel == "none":
         return model
     if parallel == "ddp":
@@ -109,11 +128,17 @@ def wrap_model(model: torch.nn.Module, env: DistEnv, parallel: str, bf16: bool) 
         return DistributedDataParallel(
             model, device_ids=[env.local_rank] if env.device.type == "cuda" else None
         )
-    if parallel == "fsdp":
+    if parallel in ("fsdp", "hsdp"):
         from torch.distributed.device_mesh import init_device_mesh
         from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
 
-        mesh = init_device_mesh(env.device.type, (env.world_size,))
+        if parallel == "hsdp":
+            # Gradients are reduce-scattered inside a group (NVLink) and only the shards are all-reduced
+            # across groups (the network): 1/group of the traffic FSDP over all processes sends across.
+            shape = shard_groups(env, shard_group_size)
+            mesh = init_device_mesh(env.device.type, shape, mesh_dim_names=("replicate", "shard"))
+        else:
+            mesh = init_device_mesh(env.device.type, (env.world_size,))
         policy = (
             MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32)
             if bf16
@@ -211,3 +236,17 @@ class StopRequest:
     def close(self) -> None:
         for sig, handler in self.previous.items():
             signal.signal(sig, handler)
+
+
+def all_ranks(flag: bool, env: DistEnv) -> bool:
+    """True when `flag` holds on every rank (every rank gets the same answer)."""
+    if not dist.is_initialized():
+        return flag
+    value = torch.tensor([int(flag)], device=env.device)
+    dist.all_reduce(value, op=dist.ReduceOp.MIN)
+    return bool(value.item())
+
+
+def any_rank(flag: bool, env: DistEnv) -> bool:
+    """True when `flag` holds on some rank (every rank gets the same answer)."""
+    return not all_ranks(not flag, env)

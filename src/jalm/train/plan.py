@@ -442,7 +442,9 @@ def resolve_parallel(parallel: str, processes: int, params: int) -> str:
         return "none"
     if parallel == "auto":
         return "fsdp" if params > 500_000_000 else "ddp"
-    return parallel
+    return (
+        "fsdp" if parallel == "hsdp" else parallel
+    )  # memory per GPU: HSDP's within a group is planned as FSDP
 
 
 def make_plan(
@@ -636,3 +638,54 @@ def check_fits(plan: Plan) -> None:
     """Refuse, in one line, a run whose estimate clearly exceeds the device's memory."""
     if plan.refused:
         raise JalmError(plan.refusal())
+
+
+def communication(plan: Plan, mode: str, gpus_per_node: int = 8) -> dict:
+    """Bytes each GPU sends per optimizer step inside its node and across nodes, for `mode` (ddp, fsdp,
+    hsdp), and the link speed that hides them behind the step's compute at the plan's MFU.
+
+    Ring collectives: an all-gather or reduce-scatter over k ranks moves (k-1)/k of the full tensor per
+    rank, an all-reduce twice that. FSDP2 (with jalm's accumulation) all-gathers the parameters twice per
+    step (forward, backward) and reduce-scatters fp32 gradients once, whatever the micro-batches; on a
+    1-D mesh over several nodes every collective spans the nodes (one NIC per GPU assumed). HSDP keeps the
+    all-gathers and reduce-scatters inside a node and all-reduces only the 1/g gradient shard across."""
+    n, p = plan.shape.params, plan.processes
+    width = 2 if plan.bf16 else 4
+    g = min(gpus_per_node, p)
+    nodes = -(-p // g)
+    inside = across = 0.0
+    if mode == "ddp":
+        volume = 2 * (p - 1) / p * 4 * n
+        across, inside = (volume, 0.0) if nodes > 1 else (0.0, volume)
+    elif mode == "fsdp":
+        volume = (2 * width + 4) * n * (p - 1) / p
+        across, inside = (volume, 0.0) if nodes > 1 else (0.0, volume)
+    elif mode == "hsdp":
+        replicas = p // g
+        inside = (2 * width + 4) * n * (g - 1) / g
+        across = 2 * (replicas - 1) / replicas * 4 * n / g
+    step_s = (
+        plan.tokens_per_step * plan.flops_per_token / (p * plan.hardware.peak_flops * plan.mfu)
+        if plan.hardware.peak_flops
+        else None
+    )
+    return {"mode": mode, "nodes": nodes, "inside": inside, "across": across, "step_s": step_s}
+
+
+def describe_communication(plan: Plan, gpus_per_node: int = 8) -> str:
+    """The plan's communication lines (the plan's mode, and HSDP beside FSDP2 when nodes are spanned)."""
+    if plan.processes == 1:
+        return "communication: none (one process)"
+    modes = [plan.parallel]
+    if plan.parallel == "fsdp" and plan.processes > gpus_per_node:
+        modes.append("hsdp")
+    lines = [f"communication per GPU per optimizer step ({gpus_per_node} GPUs per node, ring collectives):"]
+    for mode in modes:
+        c = communication(plan, mode, gpus_per_node)
+        text = f"  {mode:<5} over {c['nodes']} node(s): {c['inside'] / 1e9:,.1f} GB inside a node, "
+        text += f"{c['across'] / 1e9:,.1f} GB across nodes"
+        if c["step_s"]:
+            need = [f"{c[k] / c['step_s'] / 1e9:,.1f} GB/s {k}" for k in ("inside", "across") if c[k]]
+            text += f"; a {c['step_s']:,.1f} s step hides it at " + (", ".join(need) or "any speed")
+        lines.append(text)
+    return "\n".join(lines)

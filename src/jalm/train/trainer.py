@@ -109,6 +109,8 @@ class Trainer:
         self.max_steps = cfg.max_steps
         self.guard = SpikeGuard.from_config(cfg)
         self.fault = cfg.extra.get("inject")
+        self.pending: dict | None = None  # a checkpoint being written in the background
+        self.saved_at = time.perf_counter()
         self._setup()
 
     # --- set-up -------------------------------------------------------------------------------------
@@ -127,8 +129,10 @@ class Trainer:
             use_fp32_attention(model)
         if self.parallel == "auto":
             self.parallel = "fsdp" if self.task.n_params > 500_000_000 else "ddp"
+            if self.parallel == "fsdp" and distrib.spans_nodes(env):
+                self.parallel = "hsdp"  # shard inside a node, replicate across nodes
         self.raw_model = model
-        self.model = distrib.wrap_model(model, env, self.parallel, self.bf16)
+        self.model = distrib.wrap_model(model, env, self.parallel, self.bf16, cfg.shard_group_size)
         # Compiling the loss with the model lets inductor fuse the fp32 cast, log-softmax and NLL over the
         # logits (the largest activation) instead of materialising them: +15-20 % tokens/s on CPU.
         self.step_loss = torch.compile(self.task.loss) if cfg.compile else self.task.loss
@@ -262,8 +266,13 @@ class Trainer:
             self._log_step(result, bar)
         if cfg.eval_every and self.step % cfg.eval_every == 0 and self.step < self.max_steps:
             self.log_validation(self.evaluate())
-        if cfg.save_every and self.step % cfg.save_every == 0 and self.step < self.max_steps:
-            self.save()
+        self._commit_if_written()
+        due = cfg.save_every and self.step % cfg.save_every == 0
+        if cfg.checkpoint_minutes and not due:  # every rank must agree on a time-based save
+            late = time.perf_counter() - self.saved_at >= 60 * cfg.checkpoint_minutes
+            due = bool(distrib.any_rank(late, self.env))
+        if due and self.step < self.max_steps:
+            self.save(background=cfg.async_checkpoint)
 
     def _preempted(self, signum: int) -> dict:
         """Stop on a signal: the step in flight is done; save it so a rerun (requeue) continues from here."""
@@ -280,6 +289,7 @@ class Trainer:
         return self.task.evaluate(self.model, self.autocast)
 
     def _finish(self) -> dict:
+        self.commit()
         val = self.evaluate()
         if self.step > self.start_step:  # a rerun of a finished run changes nothing
             self.log_validation(val)
@@ -338,7 +348,22 @@ class Trainer:
 
     # --- checkpoints --------------------------------------------------------------------------------
 
-    def save(self) -> None:
+    def _commit_if_written(self) -> None:
+        """Rename a background checkpoint into place once every rank's shards are written."""
+        if self.pending is not None and distrib.all_ranks(ckpt.save_done(self.pending), self.env):
+            self.commit()
+
+    def commit(self) -> None:
+        """Wait for a checkpoint being written (if any) and make it the latest."""
+        if self.pending is not None:
+            pending, self.pending = self.pending, None
+            ckpt.commit_save(pending)
+
+    def save(self, background: bool = False) -> None:
+        """A checkpoint of this step; with `background`, written while training goes on (the previous
+        background write is finished first: at most one in flight)."""
+        self.commit()
+        self.saved_at = time.perf_counter()
         state = {
             "step": self.step,
             "tokens_seen": self.tokens_seen,
@@ -349,7 +374,7 @@ class Trainer:
             "guard": self.guard.state(),
             "budget": self.budget.state(),
         }
-        ckpt.save_checkpoint(
+        pending = ckpt.begin_save(
             self.run_dir,
             self.step,
             self.raw_model,
@@ -358,7 +383,12 @@ class Trainer:
             self.env.is_main,
             self.cfg.keep_last,
             frozen=self.task.frozen_base,
+            asynchronous=background,
         )
+        if background:
+            self.pending = pending
+        else:
+            ckpt.commit_save(pending)
 
     def _rollback(self) -> None:
         """Return to the last good checkpoint but keep the data moving on, so the bad window is skipped.
@@ -366,6 +396,7 @@ class Trainer:
         Without a checkpoint there is nothing to return to: the bad step was already skipped, and the
         step and token counts stay where they are.
         """
+        self.commit()
         latest = ckpt.latest_checkpoint(self.run_dir)
         if latest is None:
             return
