@@ -23,7 +23,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--sft-seconds", type=float, default=60.0, help="instruction-tuning time budget (default 60)"
     )
     parser.add_argument(
-        "--dpo-seconds", type=float, default=8.0, help="preference-tuning time budget (default 8)"
+        "--dpo-seconds", type=float, default=6.0, help="preference-tuning time budget (default 6)"
     )
     parser.add_argument("--vocab-size", type=int, default=8000, help="tokenizer vocabulary (default 8000)")
     parser.add_argument(

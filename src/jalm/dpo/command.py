@@ -20,7 +20,7 @@ examples:
   jalm sft --model runs/demo/model --data data/sft/demo.jsonl.zst --out runs/sft --max-steps 60
   jalm export runs/sft --out runs/sft-model
   jalm dpo --model runs/sft-model --data data/dpo/demo.jsonl.zst --out runs/dpo --max-steps 30 \\
-      --seq-len 256 --micro-batch-size 8 --grad-accum 1 --lr 1e-4
+      --seq-len 256 --micro-batch-size 8 --grad-accum 1 --lr 5e-4
   jalm export runs/dpo --out runs/dpo-model && jalm serve --model runs/dpo-model
 
 defaults (flags override): lr 5e-6 full / 5e-5 LoRA, 1 epoch, warmup 10 % then cosine to 0, weight decay 0,
