@@ -89,7 +89,10 @@ def run_demo(
         "dpo": preference,
     }
     write_atomic(work / "demo.json", json.dumps(summary_out, indent=2, ensure_ascii=False) + "\n")
-    print(f"\ndone in {demo.timings['total']:.0f} s. Try it: jalm serve --model {work / 'dpo-model'}")
+    stages = ", ".join(f"{name} {seconds:.0f} s" for name, seconds in demo.timings.items() if name != "total")
+    print(
+        f"\ndone in {demo.timings['total']:.0f} s ({stages}). Try it: jalm serve --model {work / 'dpo-model'}"
+    )
     return summary_out
 
 
