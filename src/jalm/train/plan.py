@@ -528,6 +528,15 @@ def memory_lines(plan: Plan) -> dict[str, tuple[int, str]]:
             f"2 × {s.block_params:,}), + one unsharded gradient being reduced: "
             f"{width + 4 if plan.bf16 else 4} B × {max(s.root_params, s.block_params):,}",
         )
+        if plan.grad_accum > 1:
+            # Micro-batches before the last neither reshard nor reduce-scatter (distributed.accumulating):
+            # the whole parameters and the unsharded fp32 gradients stay until the step's last backward.
+            whole = (width + 4) * n
+            lines["FSDP2 accumulation"] = (
+                max(0, whole - gathered - reducing),
+                f"{plan.grad_accum} micro-batches accumulate with whole {width}-byte parameters and unsharded "
+                f"fp32 gradients: ({width} + 4) B × {n:,}, less the gathers above",
+            )
     elif plan.bf16:
         lines["bf16 weight copies"] = (
             2 * s.matrix_params,
