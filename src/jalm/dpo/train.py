@@ -197,7 +197,7 @@ def dpo(
     if options.loss not in LOSSES:
         raise JalmError(f"unknown loss {options.loss!r}; choose one of {', '.join(LOSSES)}")
     run_dir = Path(run_dir)
-    env = distrib.setup(device)
+    env = distrib.setup(device, cfg.dist_timeout_minutes or None)
     base = describe_base(options.model)
     template = model_template(options, base["tokenizer"])
     train_pairs, val_pairs, stats = _read_data(options)

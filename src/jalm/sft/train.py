@@ -155,7 +155,7 @@ def sft(
 ) -> dict:
     """Instruction-tune (or resume) a run; returns a summary. Rerunning with the same run_dir resumes."""
     run_dir = Path(run_dir)
-    env = distrib.setup(device)
+    env = distrib.setup(device, cfg.dist_timeout_minutes or None)
     base = sft_base.describe_base(options.model)
     template = load_template(options.chat_template)
     train_conv, val_conv, stats = _read_data(options)
