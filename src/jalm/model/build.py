@@ -5,9 +5,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from jalm.errors import JalmError
-from jalm.model.families import family
+from jalm.model.families import ModelPreset, family
 from jalm.model.families.common import ROTARY_BASE
-from jalm.model.presets import ModelPreset
 
 if TYPE_CHECKING:
     import torch
