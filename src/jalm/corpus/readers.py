@@ -25,7 +25,7 @@ from jalm.corpus.items import (
     stem,
 )
 from jalm.errors import JalmError
-from jalm.io import is_hidden
+from jalm.io import file_size, is_hidden, is_url, list_url, open_binary
 from jalm.jsonl import iter_lines
 
 _BUFFER = 1 << 20
@@ -36,7 +36,11 @@ def plan_shards(inputs: list[str | Path], split_bytes: int | None = None) -> lis
     does not depend on the order arguments were given in. With `split_bytes`, a plain JSONL or a
     WARC file bigger than that becomes byte ranges of about that size, in file order."""
     files: list[Path] = []
+    urls: dict[str, int] = {}  # inputs on object storage (str, never Path) and their sizes
     for item in inputs:
+        if is_url(item):
+            urls.update(_url_files(str(item)))
+            continue
         path = Path(item)
         if path.is_dir():
             # hidden files are no input: half-written `.tmp-` files, a clean run's `.work/` folder
@@ -57,8 +61,8 @@ def plan_shards(inputs: list[str | Path], split_bytes: int | None = None) -> lis
         else:
             raise JalmError(f"{path}: no such file or directory")
     files = sorted(dict.fromkeys(p.resolve() for p in files))
-    groups: dict[tuple[str, str], list[Path]] = {}
-    for path in files:
+    groups: dict[tuple[str, str], list[Any]] = {}
+    for path in [*files, *sorted(urls)]:
         kind = kind_of(path)
         # Text and HTML files are small: one shard per folder; other formats: one shard per file.
         key = (kind, str(path.parent)) if kind == "text" else (kind, str(path))
@@ -69,8 +73,10 @@ def plan_shards(inputs: list[str | Path], split_bytes: int | None = None) -> lis
         base = paths[0].parent.name if kind == "text" else stem(paths[0])
         used[base] = used.get(base, 0) + 1
         name = base if used[base] == 1 else f"{base}-{used[base]}"
-        size = sum(p.stat().st_size for p in paths)
-        cuts = _cuts(paths[0], kind, split_bytes) if split_bytes and size > split_bytes else [0]
+        size = sum(urls[p] if isinstance(p, str) else p.stat().st_size for p in paths)
+        # an object is read whole by one job (no byte ranges: they would need ranged reads to find cuts)
+        cut = split_bytes and size > split_bytes and isinstance(paths[0], Path)
+        cuts = _cuts(paths[0], kind, split_bytes) if cut else [0]
         for part, (start, end) in enumerate(zip(cuts, [*cuts[1:], None])):
             part_name = name if len(cuts) == 1 else f"{name}.part{part:04d}"
             n_bytes = (end if end is not None else size) - start
@@ -78,6 +84,17 @@ def plan_shards(inputs: list[str | Path], split_bytes: int | None = None) -> lis
     # Names must be unique even when a later base name equals an earlier "name-2".
     assert len({s.name for s in shards}) == len(shards), "shard names collide"
     return shards
+
+
+def _url_files(url: str) -> dict[str, int]:
+    """The input objects a URL names (an object, a prefix or a glob): {url: size}."""
+    found = {name: size for name, size in list_url(url) if kind_of(name)}
+    if not found:
+        raise JalmError(f"{url}: names no .jsonl(.gz/.zst), .parquet or .warc/.wet/.arc(.gz) objects")
+    text = [name for name in found if kind_of(name) == "text"]
+    if text:
+        raise JalmError(f"{text[0]}: .txt/.html inputs are read from local folders only, not object storage")
+    return found
 
 
 def _cuts(path: Path, kind: str, split_bytes: int) -> list[int]:
@@ -93,16 +110,18 @@ def _cuts(path: Path, kind: str, split_bytes: int) -> list[int]:
 
 
 def read_shard(shard: Shard, text_field: str) -> Iterator[Item]:
+    # a URL stays a str (the readers open it through fsspec); Path would turn "s3://" into "s3:/"
+    source: Any = shard.paths[0] if is_url(shard.paths[0]) else Path(shard.paths[0])
     if shard.kind == "warc":
         from jalm.corpus.warc import read_warc
 
-        yield from read_warc(Path(shard.paths[0]), text_field, shard.start, shard.end)
+        yield from read_warc(source, text_field, shard.start, shard.end)
     elif shard.kind == "jsonl" and (shard.start or shard.end is not None):
-        yield from read_jsonl_range(Path(shard.paths[0]), text_field, shard.start, shard.end)
+        yield from read_jsonl_range(source, text_field, shard.start, shard.end)
     elif shard.kind == "jsonl":
-        yield from read_jsonl(Path(shard.paths[0]), text_field)
+        yield from read_jsonl(source, text_field)
     elif shard.kind == "parquet":
-        yield from read_parquet(Path(shard.paths[0]), text_field)
+        yield from read_parquet(source, text_field)
     else:
         yield from read_text_files([Path(p) for p in shard.paths], text_field)
 
@@ -192,11 +211,11 @@ def read_parquet(path: Path, text_field: str) -> Iterator[Item]:
         raise JalmError(f"{path}: reading Parquet needs pyarrow (pip install pyarrow)") from None
     row = 0
     try:
-        parquet = pq.ParquetFile(path)
+        parquet = pq.ParquetFile(open_binary(path) if is_url(path) else path)
         if text_field not in parquet.schema_arrow.names:
             yield Item(
                 "1",
-                path.stat().st_size,
+                file_size(path),
                 f"no column {text_field!r} (columns: {parquet.schema_arrow.names})",
                 None,
             )
