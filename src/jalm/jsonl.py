@@ -68,13 +68,16 @@ def write_records(path: str | Path, records: Iterable[dict[str, Any]]) -> int:
 
 
 def expand_inputs(
-    inputs: Iterable[str | Path], patterns: tuple[str, ...] = ("*.jsonl", "*.jsonl.gz", "*.jsonl.zst")
+    inputs: Iterable[str | Path],
+    patterns: tuple[str, ...] = ("*.jsonl", "*.jsonl.gz", "*.jsonl.zst"),
+    urls: bool = False,
 ) -> list[Path]:
     """Turn files and directories into a sorted list of input files; a missing path is a JalmError.
-    An fsspec URL (an object, a prefix or a glob; see jalm.io.list_url) gives its objects as str URLs."""
+    With `urls` (stages that read object storage: pack), an fsspec URL (an object, a prefix or a glob; see
+    jalm.io.list_url) gives its objects as str URLs."""
     files: list[Path] = []
     for item in inputs:
-        if is_url(item):
+        if urls and is_url(item):
             suffixes = tuple(pattern.lstrip("*") for pattern in patterns)
             found_urls = [url for url, _ in list_url(str(item)) if url.endswith(suffixes)]
             if not found_urls:

@@ -73,7 +73,7 @@ def pack(
     refuse_url(out_dir, "jalm pack")
     refuse_incomplete(list(inputs), allow_incomplete)
     # inputs may be URLs (str, read through fsspec by each job); local files are made absolute
-    files = list(dict.fromkeys(p if is_url(p) else p.resolve() for p in expand_inputs(inputs)))
+    files = list(dict.fromkeys(p if is_url(p) else p.resolve() for p in expand_inputs(inputs, urls=True)))
     sp = load_sentencepiece(tokenizer_dir)
     model_file = Path(tokenizer_model_file(tokenizer_dir)).absolute()  # jobs may run elsewhere (Ray)
     vocab = sp.get_piece_size()
