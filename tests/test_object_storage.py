@@ -89,6 +89,17 @@ def store(tmp_path_factory):
     pages += [("https://copy.example.jp/0.html", wiki), ("https://short.example.jp/", "短い。")]
     for index, key in enumerate(WETS):
         write_wet(local / key, pages[index::3])
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    # a Parquet file too: manual pages (rejected, not Japanese) and another copy of the corpus article
+    roff = [
+        r["text"]
+        for r in read_records([ROOT / "data" / "noisy" / "web_raw.jsonl.zst"])
+        if r["kind"] == "roff"
+    ]
+    rows = [{"text": text, "source": "parquet"} for text in [*roff, wiki]]
+    pq.write_table(pa.Table.from_pylist(rows), local / "corpus" / "pages.parquet")
     client = boto3.client("s3", endpoint_url=endpoint)
     client.create_bucket(Bucket=BUCKET)
     for path in sorted(p for p in local.rglob("*") if p.is_file()):
@@ -126,6 +137,8 @@ def test_clean_and_pack_read_s3_as_they_read_local_disk(store, tokenizer_dir, tm
     assert _clean(str(local), "--out", str(tmp_path / "local")) == 0
     want_stats, want_kept, want_rejected = _outputs(tmp_path / "local")
     assert want_stats["non_documents"] == {"warcinfo": 3}
+    assert len(want_stats["shards"]) == 6  # 2 JSONL, 1 Parquet, 3 WET
+    assert any(r.get("source") == "parquet" for r in want_rejected)
     assert want_stats["dedup"]["exact_duplicates"] + want_stats["dedup"]["near_duplicates"] >= 1  # the copy
     assert any(r.get("url") for r in want_kept), "the WET pages are kept with their URL"
 
