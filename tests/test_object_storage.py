@@ -201,8 +201,13 @@ def test_outputs_on_object_storage_and_unfinished_inputs_are_one_line(store, tok
         # a kept/ uploaded from a clean run that did not complete (its marker beside it) is refused
         client.put_object(Bucket=BUCKET, Key="half/kept/a.jsonl", Body=b'{"text": "a"}\n')
         client.put_object(Bucket=BUCKET, Key="half/.jalm-incomplete", Body=b"jalm clean\n")
-        args = ["pack", f"s3://{BUCKET}/half/kept/", "--tokenizer", str(tokenizer_dir), "--out", "unused"]
-        assert main(args) == 2
-        assert "did not complete" in capsys.readouterr().err
+        for url in (
+            f"s3://{BUCKET}/half/kept/",
+            f"s3://{BUCKET}/half/kept/*.jsonl",
+            f"s3://{BUCKET}/half/kept/a.jsonl",
+        ):
+            args = ["pack", url, "--tokenizer", str(tokenizer_dir), "--out", "unused"]
+            assert main(args) == 2
+            assert "did not complete" in capsys.readouterr().err, url
     finally:
         del os.environ["AWS_ENDPOINT_URL"]

@@ -104,9 +104,10 @@ def _refuse_incomplete_url(url: str) -> None:
     """refuse_incomplete for a URL: the marker in its prefix (or the one above), as uploaded with it."""
     fs, path = url_filesystem(url)
     cut = min([path.find(c) for c in _GLOB_CHARS if c in path] or [len(path)])
-    folder = path[:cut].rstrip("/") if cut < len(path) or fs.isdir(path) else posixpath.dirname(path)
-    if cut < len(path):
-        folder = folder.rsplit("/", 1)[0]
+    if cut < len(path):  # a glob: the folder its fixed part ends in
+        folder = path[:cut].rsplit("/", 1)[0]
+    else:
+        folder = path.rstrip("/") if fs.isdir(path) else posixpath.dirname(path)
     for candidate in (folder, posixpath.dirname(folder)):
         marker = f"{candidate}/{INCOMPLETE_MARKER}"
         if candidate and fs.exists(marker):
