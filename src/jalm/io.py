@@ -103,6 +103,18 @@ def refuse_incomplete(inputs: list[str | Path], allow: bool = False) -> None:
 def _refuse_incomplete_url(url: str) -> None:
     """refuse_incomplete for a URL: the marker in its prefix (or the one above), as uploaded with it."""
     fs, path = url_filesystem(url)
+    try:
+        marker = _incomplete_marker_of(fs, path)
+    except Exception as error:  # no credentials, no endpoint: each store's own exceptions
+        raise JalmError(f"{url}: cannot be read ({type(error).__name__}: {error})") from None
+    if marker:
+        raise JalmError(
+            f"{url}: written by a run that did not complete ({fs.unstrip_protocol(marker)} is there); "
+            "rerun it to finish, or pass --allow-incomplete to read it as it is"
+        )
+
+
+def _incomplete_marker_of(fs: Any, path: str) -> str | None:
     cut = min([path.find(c) for c in _GLOB_CHARS if c in path] or [len(path)])
     if cut < len(path):  # a glob: the folder its fixed part ends in
         folder = path[:cut].rsplit("/", 1)[0]
@@ -111,10 +123,8 @@ def _refuse_incomplete_url(url: str) -> None:
     for candidate in (folder, posixpath.dirname(folder)):
         marker = f"{candidate}/{INCOMPLETE_MARKER}"
         if candidate and fs.exists(marker):
-            raise JalmError(
-                f"{url}: written by a run that did not complete ({fs.unstrip_protocol(marker)} is there); "
-                "rerun it to finish, or pass --allow-incomplete to read it as it is"
-            )
+            return marker
+    return None
 
 
 @contextmanager
@@ -311,10 +321,9 @@ def list_url(url: str) -> list[tuple[str, int]]:
             root, found = posixpath.dirname(path), {path: fs.info(path)}
         else:
             raise JalmError(f"{url}: no such object or prefix")
-    except (
-        OSError,
-        ValueError,
-    ) as error:  # credentials, endpoint, permissions: botocore's errors are OSErrors
+    except JalmError:
+        raise
+    except Exception as error:  # no credentials, no endpoint, no permission: each store's own exceptions
         raise JalmError(f"{url}: cannot be listed ({type(error).__name__}: {error})") from None
     out = []
     for name, info in found.items():
@@ -339,11 +348,6 @@ def file_size(path: str | Path) -> int:
         return Path(path).stat().st_size
     fs, inner = url_filesystem(str(path))
     return int(fs.size(inner))
-
-
-def url_exists(url: str) -> bool:
-    fs, inner = url_filesystem(url)
-    return bool(fs.exists(inner))
 
 
 def _open_url(url: str, mode: str) -> IO[Any]:
