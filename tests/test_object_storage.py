@@ -20,6 +20,8 @@ moto_server = pytest.importorskip("moto.server")
 from warcio.warcwriter import WARCWriter  # noqa: E402
 
 from jalm.cli import main  # noqa: E402
+from jalm.corpus.readers import read_jsonl  # noqa: E402
+from jalm.errors import JalmError  # noqa: E402
 from jalm.jsonl import read_records  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -198,6 +200,9 @@ def test_outputs_on_object_storage_and_unfinished_inputs_are_one_line(store, tok
         assert "not to object storage" in capsys.readouterr().err
         assert _clean(f"s3://{BUCKET}/nothing-here/", "--out", "unused") == 2
         assert "no such object or prefix" in capsys.readouterr().err
+        # an object that cannot be read (gone since it was listed): the run stops, nothing is quarantined
+        with pytest.raises(JalmError, match="reading the object failed after line 0"):
+            list(read_jsonl(f"s3://{BUCKET}/corpus/gone.jsonl.zst", "text"))
         # a kept/ uploaded from a clean run that did not complete (its marker beside it) is refused
         client.put_object(Bucket=BUCKET, Key="half/kept/a.jsonl", Body=b'{"text": "a"}\n')
         client.put_object(Bucket=BUCKET, Key="half/.jalm-incomplete", Body=b"jalm clean\n")

@@ -136,6 +136,13 @@ def read_jsonl(path: Path, text_field: str) -> Iterator[Item]:
         for number, raw in iter_lines(path, buffering=_BUFFER):
             yield parse_line(str(number), raw, text_field)
     except Exception as error:
+        if is_url(path) and not _bad_stream(error):
+            # the store failed (network, permission), not the data: the run stops and a rerun redoes
+            # this shard, rather than quarantining the rest of a good object
+            raise JalmError(
+                f"{path}: reading the object failed after line {number} ({type(error).__name__}: {error}); "
+                "rerun the same command to resume"
+            ) from None
         # A truncated or corrupt stream: gzip raises EOFError/BadGzipFile (OSError), zstandard its
         # own ZstdError. Anything else is a bug and propagates.
         if (
@@ -146,6 +153,15 @@ def read_jsonl(path: Path, text_field: str) -> Iterator[Item]:
         yield Item(
             str(number + 1), 0, f"unreadable after line {number} ({type(error).__name__}: {error})", None
         )
+
+
+def _bad_stream(error: BaseException) -> bool:
+    """Whether `error` says the bytes are bad (truncated, corrupt) rather than that reading them failed."""
+    import gzip
+    import zlib
+
+    bad = (EOFError, gzip.BadGzipFile, zlib.error, UnicodeDecodeError)
+    return isinstance(error, bad) or "zstd" in type(error).__name__.lower()
 
 
 def read_jsonl_range(path: Path, text_field: str, start: int, end: int | None) -> Iterator[Item]:
