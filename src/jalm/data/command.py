@@ -59,7 +59,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--shard-mb",
         type=float,
         default=256,
-        help="cut plain .jsonl files bigger than this into byte ranges of this size (default 256)",
+        help="cut local plain .jsonl files bigger than this into byte ranges of this size (default 256; "
+        "objects on object storage are not cut)",
     )
     parser.add_argument(
         "--max-doc-tokens",
