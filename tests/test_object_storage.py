@@ -164,6 +164,20 @@ def test_clean_and_pack_read_s3_as_they_read_local_disk(store, tokenizer_dir, tm
         assert kept == want_kept and rejected == want_rejected, run
         assert all(p.startswith(f"s3://{BUCKET}/") for s in stats["shards"] for p in s["paths"])
 
+    # WET objects cut into byte ranges (--split-mb) are read as the same cuts of the local files are
+    split = ["--split-mb", "0.008", "--storage-option", option]
+    assert _clean(str(local / "crawl-data"), "--out", str(tmp_path / "split_local"), *split) == 0
+    assert _clean(glob, "--out", str(tmp_path / "split_s3"), *split) == 0
+    os.environ.pop("JALM_STORAGE_OPTIONS", None)
+    (a_stats, a_kept, a_rejected), (b_stats, b_kept, b_rejected) = (
+        _outputs(tmp_path / "split_local"),
+        _outputs(tmp_path / "split_s3"),
+    )
+    assert len(a_stats["shards"]) > len(WETS), "the WET files were cut"
+    assert [s.get("range") for s in b_stats["shards"]] == [s.get("range") for s in a_stats["shards"]]
+    assert _decisions(b_stats) == _decisions(a_stats) and b_kept == a_kept and b_rejected == a_rejected
+    assert a_stats["input"] == 10 and a_stats["non_documents"] == {"warcinfo": 3}
+
     # pack from an s3:// copy of kept/ equals packing the local kept/
     for path in sorted((tmp_path / "local" / "kept").iterdir()):
         client.upload_file(str(path), BUCKET, f"clean/kept/{path.name}")

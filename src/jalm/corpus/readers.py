@@ -9,6 +9,7 @@ byte ranges cut at record boundaries (splits.py), when the run sets a range size
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -74,9 +75,7 @@ def plan_shards(inputs: list[str | Path], split_bytes: int | None = None) -> lis
         used[base] = used.get(base, 0) + 1
         name = base if used[base] == 1 else f"{base}-{used[base]}"
         size = sum(urls[p] if isinstance(p, str) else p.stat().st_size for p in paths)
-        # an object is read whole by one job (no byte ranges: they would need ranged reads to find cuts)
-        cut = split_bytes and size > split_bytes and isinstance(paths[0], Path)
-        cuts = _cuts(paths[0], kind, split_bytes) if cut else [0]
+        cuts = _cuts(paths[0], kind, split_bytes) if split_bytes and size > split_bytes else [0]
         for part, (start, end) in enumerate(zip(cuts, [*cuts[1:], None])):
             part_name = name if len(cuts) == 1 else f"{name}.part{part:04d}"
             n_bytes = (end if end is not None else size) - start
@@ -97,11 +96,11 @@ def _url_files(url: str) -> dict[str, int]:
     return found
 
 
-def _cuts(path: Path, kind: str, split_bytes: int) -> list[int]:
-    """Range starts for one file (see splits.py); [0] for a file that is not cut."""
+def _cuts(path: Path | str, kind: str, split_bytes: int) -> list[int]:
+    """Range starts for one file or object (see splits.py); [0] for one that is not cut."""
     from jalm.corpus import splits
 
-    name = path.name.lower()
+    name = str(path).lower()
     if kind == "jsonl" and name.endswith((".jsonl", ".ndjson")):
         return splits.jsonl_cuts(path, split_bytes)
     if kind == "warc" and not name.endswith((".arc", ".arc.gz")):
@@ -169,7 +168,8 @@ def read_jsonl_range(path: Path, text_field: str, start: int, end: int | None) -
     ("@123"), which do not depend on where the file was cut: a document gets the same id whether
     one worker reads the whole file or several read ranges of it."""
     stem_name = stem(path)
-    with open(path, "rb", buffering=_BUFFER) as handle:
+    raw = io.BufferedReader(open_binary(path), buffer_size=_BUFFER) if is_url(path) else None
+    with raw or open(path, "rb", buffering=_BUFFER) as handle:
         handle.seek(start)
         offset = start
         for raw in handle:
