@@ -186,19 +186,33 @@ def test_clean_and_pack_read_s3_as_they_read_local_disk(store, tokenizer_dir, tm
     url = f"s3://{BUCKET}/clean/kept/"
     assert main(["pack", url, "--out", str(tmp_path / "p_s3"), "--storage-option", option, *common]) == 0
     os.environ.pop("JALM_STORAGE_OPTIONS", None)
-    metas = [json.loads((tmp_path / p / "meta.json").read_text()) for p in ("p_local", "p_s3")]
-    assert metas[1]["inputs"] == [url + p.name for p in sorted((tmp_path / "local" / "kept").iterdir())]
+    names = [url + p.name for p in sorted((tmp_path / "local" / "kept").iterdir())]
+    _same_pack(tmp_path / "p_local", tmp_path / "p_s3", names)
+    # a plain .jsonl object cut into byte ranges (--shard-mb) as the local file is
+    plain = tmp_path / "plain" / "wiki.jsonl"
+    plain.parent.mkdir()
+    plain.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in want_kept), encoding="utf-8")
+    client.upload_file(str(plain), BUCKET, "clean/plain/wiki.jsonl")
+    common += ["--shard-mb", "2"]
+    assert main(["pack", str(plain), "--out", str(tmp_path / "r_local"), *common]) == 0
+    url = f"s3://{BUCKET}/clean/plain/wiki.jsonl"
+    assert main(["pack", url, "--out", str(tmp_path / "r_s3"), "--storage-option", option, *common]) == 0
+    os.environ.pop("JALM_STORAGE_OPTIONS", None)
+    assert len(_same_pack(tmp_path / "r_local", tmp_path / "r_s3", [url])["shards"]) > 2
+
+
+def _same_pack(local: Path, remote: Path, inputs: list[str]) -> dict:
+    """Packs with the same meta.json (but for inputs and time) and byte-identical token files."""
+    metas = [json.loads((p / "meta.json").read_text()) for p in (local, remote)]
+    assert metas[1]["inputs"] == inputs
     for meta in metas:
         meta.pop("inputs"), meta.pop("seconds")
     assert metas[0] == metas[1] and metas[0]["train_documents"] > 0
-    shards = sorted(
-        p.name for p in (tmp_path / "p_local" / "shards").iterdir() if not p.name.endswith(".json")
-    )
+    shards = sorted(p.name for p in (local / "shards").iterdir() if not p.name.endswith(".json"))
     assert shards
     for name in shards:
-        assert (tmp_path / "p_s3" / "shards" / name).read_bytes() == (
-            tmp_path / "p_local" / "shards" / name
-        ).read_bytes(), name
+        assert (remote / "shards" / name).read_bytes() == (local / "shards" / name).read_bytes(), name
+    return metas[0]
 
 
 def test_outputs_on_object_storage_and_unfinished_inputs_are_one_line(store, tokenizer_dir, capsys) -> None:

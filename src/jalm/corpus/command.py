@@ -21,7 +21,7 @@ inputs: .jsonl/.jsonl.gz/.jsonl.zst and .parquet files (one shard each), web arc
 warc_record_id; other records are counted by type), folders of .txt/.html files (one shard per
 folder; HTML is reduced to its main text). Plain JSONL and WARC files over --split-mb are cut into
 byte ranges at record boundaries, one shard each. Inputs may be fsspec URLs (s3://, gs://; pip install
-'jalm[cloud]'): one shard per object, credentials the store's usual way. Writes DIR/kept/, DIR/rejected/
+'jalm[cloud]'), read by the jobs themselves, credentials the store's usual way. Writes DIR/kept/, DIR/rejected/
 (each record with its `reason`: rule and evidence), DIR/quarantine/ (unreadable input, with file
 and line), DIR/stats.json, DIR/report.md + report.png. Rerun the same command to resume a killed run.
 The default rules: python -c "import jalm.corpus.config as c; print(c.DEFAULT_CONFIG_PATH.read_text())"."""
@@ -89,8 +89,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--split-mb",
         type=float,
         metavar="MB",
-        help="cut local plain JSONL and WARC files bigger than this into ranges of this size (0: never; "
-        "default 256; objects on object storage are not cut)",
+        help="cut plain JSONL and WARC files (or objects) bigger than this into ranges of this size "
+        "(0: never; default 256)",
     )
     parser.add_argument(
         "--overwrite", action="store_true", help="delete an earlier run's outputs in DIR first"

@@ -59,8 +59,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--shard-mb",
         type=float,
         default=256,
-        help="cut local plain .jsonl files bigger than this into byte ranges of this size (default 256; "
-        "objects on object storage are not cut)",
+        help="cut plain .jsonl files (or objects) bigger than this into byte ranges of this size (default 256)",
     )
     parser.add_argument(
         "--max-doc-tokens",

@@ -161,8 +161,7 @@ def plan_jobs(
         name = base if used[base] == 1 else f"{base}-{used[base]}"
         size = file_size(path)
         common = {"out": str(out), "tokenizer": str(model_file), "settings": settings, "threads": threads}
-        # an object on object storage is one job, read whole (no byte ranges)
-        if base_name(path).lower().endswith((".gz", ".zst")) or size <= shard_bytes or is_url(path):
+        if base_name(path).lower().endswith((".gz", ".zst")) or size <= shard_bytes:
             jobs.append(PackJob(name, str(path), 0, -1, size, **common))
             continue
         for index, begin in enumerate(range(0, size, shard_bytes)):
