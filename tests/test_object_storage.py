@@ -244,3 +244,18 @@ def test_outputs_on_object_storage_and_unfinished_inputs_are_one_line(store, tok
             assert "did not complete" in capsys.readouterr().err, url
     finally:
         del os.environ["AWS_ENDPOINT_URL"]
+
+
+def test_local_inputs_load_no_object_storage_package(tmp_path: Path) -> None:
+    """Local runs are the code they were: neither fsspec nor botocore (nor torch) is imported."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from jalm.cli import main; "
+        f"main(['clean', {str(CORPUS / 'aozora.jsonl.zst')!r}, '--out', {str(tmp_path / 'c')!r}, '--no-progress']); "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('fsspec', 's3fs', 'botocore', 'torch')))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "[]"
