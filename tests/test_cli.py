@@ -16,6 +16,7 @@ SUBCOMMANDS = [
     "pack",
     "train",
     "sft",
+    "dpo",
     "export",
     "eval",
     "generate",

@@ -22,6 +22,7 @@ from multiprocessing.connection import wait
 from typing import Any
 
 from jalm.errors import JalmError
+from jalm.io import STORAGE_OPTIONS_ENV
 
 EXECUTORS = ("local", "ray")
 DEFAULT_TASK_MEMORY = 1 << 30  # what a Ray task declares: a filter or pack job of one shard stays below it
@@ -293,6 +294,8 @@ def _run_ray(function, jobs, progress, on_done, retries: int, memory: int) -> li
     options: dict[str, Any] = {"num_cpus": 1, "max_retries": retries, "retry_exceptions": False}
     if memory:
         options["memory"] = memory  # the scheduler places a task only where this much is free
+    if os.environ.get(STORAGE_OPTIONS_ENV):  # --storage-option reaches tasks on other nodes too
+        options["runtime_env"] = {"env_vars": {STORAGE_OPTIONS_ENV: os.environ[STORAGE_OPTIONS_ENV]}}
     remote = ray.remote(**options)(function)  # called as function(job): its report is ignore_report
     refs = {remote.remote(job): i for i, job in enumerate(jobs)}
     results: dict[int, Any] = {}

@@ -8,13 +8,20 @@
 - `staged_directory`: the same for a directory (a model export): written in a hidden sibling and renamed
   onto its final name only when the block succeeds, so a refused export leaves nothing that looks usable.
 - `open_compressed`: a .gz, .zst or plain file by its suffix, as text or bytes.
+- Inputs on object storage (`s3://`, `gs://`, any fsspec URL): `is_url`, `list_url` (an object, a
+  prefix or a glob), `open_binary`, `file_size`. They are read through fsspec, imported only when a
+  URL is given, with the store's usual credentials plus `storage_options()` (`--storage-option`,
+  passed to worker processes in JALM_STORAGE_OPTIONS). Outputs are never written there (`refuse_url`).
+  A URL is kept as a str: Path("s3://b/k") would become "s3:/b/k".
 """
 
 from __future__ import annotations
 
 import gzip
 import io
+import json
 import os
+import posixpath
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -78,6 +85,9 @@ def refuse_incomplete(inputs: list[str | Path], allow: bool = False) -> None:
     if allow:
         return
     for item in inputs:
+        if is_url(item):
+            _refuse_incomplete_url(str(item))
+            continue
         item = Path(item)
         folder = item if item.is_dir() else item.parent
         for candidate in (folder, folder.parent):
@@ -88,6 +98,33 @@ def refuse_incomplete(inputs: list[str | Path], allow: bool = False) -> None:
                     f"{item}: written by a `{command}` run that did not complete ({marker} is there); "
                     "rerun it to finish, or pass --allow-incomplete to read it as it is"
                 )
+
+
+def _refuse_incomplete_url(url: str) -> None:
+    """refuse_incomplete for a URL: the marker in its prefix (or the one above), as uploaded with it."""
+    fs, path = url_filesystem(url)
+    try:
+        marker = _incomplete_marker_of(fs, path)
+    except Exception as error:  # no credentials, no endpoint: each store's own exceptions
+        raise JalmError(f"{url}: cannot be read ({type(error).__name__}: {error})") from None
+    if marker:
+        raise JalmError(
+            f"{url}: written by a run that did not complete ({fs.unstrip_protocol(marker)} is there); "
+            "rerun it to finish, or pass --allow-incomplete to read it as it is"
+        )
+
+
+def _incomplete_marker_of(fs: Any, path: str) -> str | None:
+    cut = min([path.find(c) for c in _GLOB_CHARS if c in path] or [len(path)])
+    if cut < len(path):  # a glob: the folder its fixed part ends in
+        folder = path[:cut].rsplit("/", 1)[0]
+    else:
+        folder = path.rstrip("/") if fs.isdir(path) else posixpath.dirname(path)
+    for candidate in (folder, posixpath.dirname(folder)):
+        marker = f"{candidate}/{INCOMPLETE_MARKER}"
+        if candidate and fs.exists(marker):
+            return marker
+    return None
 
 
 @contextmanager
@@ -175,6 +212,8 @@ def open_compressed(
     window (2**window_log bytes) instead of the level's. Reading: `buffering` is a plain file's read
     buffer (compressed streams keep their own, so a truncated one loses no more lines).
     """
+    if is_url(path):
+        return _open_url(str(path), mode)
     path = Path(path)
     binary, reading = "b" in mode, "r" in mode
     if reading and not path.exists():
@@ -207,3 +246,122 @@ def _zstd_writer(path: Path, level: int, window_log: int | None) -> IO[bytes]:
         params = zstandard.ZstdCompressionParameters.from_level(level, window_log=window_log)
         compressor = zstandard.ZstdCompressor(compression_params=params)
     return compressor.stream_writer(open(path, "wb"))
+
+
+# ---- inputs on object storage ------------------------------------------------------------------------
+
+STORAGE_OPTIONS_ENV = "JALM_STORAGE_OPTIONS"  # JSON; inherited by worker processes
+_GLOB_CHARS = "*?["
+
+
+def is_url(path: str | Path) -> bool:
+    """Whether `path` is an fsspec URL (`s3://bucket/key`, `gs://...`) rather than a local path."""
+    return isinstance(path, str) and "://" in path and not path.startswith("file://")
+
+
+def base_name(path: str | Path) -> str:
+    """The last part of a local path or a URL."""
+    return path.name if isinstance(path, Path) else posixpath.basename(str(path).rstrip("/"))
+
+
+def refuse_url(out: str | Path, command: str) -> None:
+    """Outputs go to a local or shared filesystem: an object storage --out is one line, not a crash."""
+    if is_url(str(out)):
+        raise JalmError(
+            f"{out}: `{command}` writes its outputs to a local or shared filesystem, not to object storage "
+            "(inputs may be URLs); give a local --out and copy the result up afterwards"
+        )
+
+
+def set_storage_options(pairs: list[str] | None) -> None:
+    """KEY=VALUE options for the inputs' fsspec filesystem (e.g. endpoint_url=http://127.0.0.1:9000);
+    a VALUE that is JSON (true, 3) is read as such. Kept in the environment so worker processes see them."""
+    options = storage_options()
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise JalmError(f"--storage-option {pair!r}: expected KEY=VALUE")
+        try:
+            options[key] = json.loads(value)
+        except ValueError:
+            options[key] = value
+    if options:
+        os.environ[STORAGE_OPTIONS_ENV] = json.dumps(options)
+
+
+def storage_options() -> dict[str, Any]:
+    return json.loads(os.environ.get(STORAGE_OPTIONS_ENV) or "{}")
+
+
+def url_filesystem(url: str) -> tuple[Any, str]:
+    """(fsspec filesystem, path inside it) for `url`; a missing package is one line."""
+    try:
+        import fsspec
+
+        return fsspec.core.url_to_fs(url, **storage_options())
+    except ImportError as error:
+        raise JalmError(
+            f"{url}: reading object storage needs fsspec and the store's package "
+            f"(pip install 'jalm[cloud]' for S3; gcsfs for gs://): {error}"
+        ) from None
+
+
+def list_url(url: str) -> list[tuple[str, int]]:
+    """(URL, size) of the objects that `url` names: one object, every object under a prefix ("folder"),
+    or those a glob matches (`s3://b/crawl/segments/*/wet/*.wet.gz`); sorted, hidden parts skipped (as
+    for local folders: `.tmp-` writes, `.work/`). A URL that names nothing is a JalmError."""
+    fs, path = url_filesystem(url)
+    try:
+        if any(char in path for char in _GLOB_CHARS):
+            root = path[: min(path.find(c) for c in _GLOB_CHARS if c in path)].rsplit("/", 1)[0]
+            found = fs.glob(path, detail=True)
+        elif fs.isdir(path):
+            root, found = path.rstrip("/"), fs.find(path, detail=True)
+        elif fs.isfile(path):
+            root, found = posixpath.dirname(path), {path: fs.info(path)}
+        else:
+            raise JalmError(f"{url}: no such object or prefix")
+    except JalmError:
+        raise
+    except Exception as error:  # no credentials, no endpoint, no permission: each store's own exceptions
+        raise JalmError(f"{url}: cannot be listed ({type(error).__name__}: {error})") from None
+    out = []
+    for name, info in found.items():
+        relative = name[len(root) :].strip("/") if name.startswith(root) else posixpath.basename(name)
+        if info.get("type") == "file" and not any(part.startswith(".") for part in relative.split("/")):
+            out.append((fs.unstrip_protocol(name), int(info.get("size") or 0)))
+    if not out:
+        raise JalmError(f"{url}: names no object")
+    return sorted(out)
+
+
+def open_binary(path: str | Path) -> IO[bytes]:
+    """A local file or a URL, opened for reading bytes (seekable)."""
+    if not is_url(path):
+        return open(path, "rb")
+    fs, inner = url_filesystem(str(path))
+    return fs.open(inner, "rb")
+
+
+def file_size(path: str | Path) -> int:
+    if not is_url(path):
+        return Path(path).stat().st_size
+    fs, inner = url_filesystem(str(path))
+    return int(fs.size(inner))
+
+
+def _open_url(url: str, mode: str) -> IO[Any]:
+    """open_compressed for a URL: reading only."""
+    if "r" not in mode:
+        refuse_url(url, "jalm")
+    raw = io.BufferedReader(open_binary(url), buffer_size=1 << 20)  # line iteration in big reads
+    name = url.lower()
+    if name.endswith(".gz"):
+        stream: IO[bytes] = gzip.GzipFile(fileobj=raw, mode="rb")
+    elif name.endswith(".zst"):
+        import zstandard
+
+        stream = io.BufferedReader(zstandard.ZstdDecompressor().stream_reader(raw))
+    else:
+        stream = raw
+    return stream if "b" in mode else io.TextIOWrapper(stream, encoding="utf-8")

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from jalm.errors import JalmError
-from jalm.io import atomic_path, is_hidden, open_compressed
+from jalm.io import atomic_path, is_hidden, is_url, list_url, open_compressed
 
 
 def iter_lines(path: str | Path, buffering: int = -1) -> Iterator[tuple[int, bytes]]:
@@ -68,11 +68,22 @@ def write_records(path: str | Path, records: Iterable[dict[str, Any]]) -> int:
 
 
 def expand_inputs(
-    inputs: Iterable[str | Path], patterns: tuple[str, ...] = ("*.jsonl", "*.jsonl.gz", "*.jsonl.zst")
+    inputs: Iterable[str | Path],
+    patterns: tuple[str, ...] = ("*.jsonl", "*.jsonl.gz", "*.jsonl.zst"),
+    urls: bool = False,
 ) -> list[Path]:
-    """Turn files and directories into a sorted list of input files; a missing path is a JalmError."""
+    """Turn files and directories into a sorted list of input files; a missing path is a JalmError.
+    With `urls` (stages that read object storage: pack), an fsspec URL (an object, a prefix or a glob; see
+    jalm.io.list_url) gives its objects as str URLs."""
     files: list[Path] = []
     for item in inputs:
+        if urls and is_url(item):
+            suffixes = tuple(pattern.lstrip("*") for pattern in patterns)
+            found_urls = [url for url, _ in list_url(str(item)) if url.endswith(suffixes)]
+            if not found_urls:
+                raise JalmError(f"{item}: names no {', '.join(patterns)} objects")
+            files.extend(found_urls)  # type: ignore[arg-type]  # URLs stay str
+            continue
         item = Path(item)
         if item.is_dir():
             # hidden files are no input: half-written `.tmp-` files, a clean run's `.work/` folder

@@ -13,13 +13,15 @@ EXAMPLE = """examples:
   jalm clean crawl/ --out runs/clean --workers 8 --config my_rules.toml
   RAY_ADDRESS=auto jalm clean s3mount/crawl/ --out s3mount/clean --executor ray
   jalm clean CC-MAIN-*.warc.gz --out runs/web --workers 8 --url-block blocklist.txt
+  jalm clean 's3://bucket/crawl-data/CC-MAIN-2024-10/segments/*/wet/*.warc.wet.gz' --out runs/cc --workers 16
   jalm clean crawl/ --out runs/clean --decontaminate data/eval/jsquad-valid-v1.1.json.zst --pii off
 
 inputs: .jsonl/.jsonl.gz/.jsonl.zst and .parquet files (one shard each), web archives
 (.warc/.wet/.arc, plain or .gz: HTML and text responses become documents with url, date and
 warc_record_id; other records are counted by type), folders of .txt/.html files (one shard per
 folder; HTML is reduced to its main text). Plain JSONL and WARC files over --split-mb are cut into
-byte ranges at record boundaries, one shard each. Writes DIR/kept/, DIR/rejected/
+byte ranges at record boundaries, one shard each. Inputs may be fsspec URLs (s3://, gs://; pip install
+'jalm[cloud]'), read by the jobs themselves, credentials the store's usual way. Writes DIR/kept/, DIR/rejected/
 (each record with its `reason`: rule and evidence), DIR/quarantine/ (unreadable input, with file
 and line), DIR/stats.json, DIR/report.md + report.png. Rerun the same command to resume a killed run.
 The default rules: python -c "import jalm.corpus.config as c; print(c.DEFAULT_CONFIG_PATH.read_text())"."""
@@ -36,9 +38,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
-        "inputs", nargs="+", metavar="INPUT", help="JSONL(.gz/.zst) or Parquet files, or folders"
+        "inputs",
+        nargs="+",
+        metavar="INPUT",
+        help="JSONL(.gz/.zst), Parquet or WARC/WET files, or folders; or fsspec URLs of them (an object, a "
+        "prefix or a glob: s3://bucket/crawl-data/*/segments/*/wet/*.warc.wet.gz)",
     )
-    parser.add_argument("--out", required=True, type=Path, metavar="DIR", help="output directory")
+    parser.add_argument(
+        "--out",
+        required=True,
+        metavar="DIR",
+        help="output directory, on a local or shared filesystem (not object storage)",
+    )
+    parser.add_argument(
+        "--storage-option",
+        action="append",
+        metavar="KEY=VALUE",
+        help="an option of the inputs' object store when they are URLs (s3://, gs://), e.g. "
+        "endpoint_url=http://127.0.0.1:9000 for an S3-compatible server (repeatable; credentials: the store's "
+        "usual environment variables and config files)",
+    )
     parser.add_argument(
         "--compress", choices=("zst", "gz", "none"), default="zst", help="output shard compression"
     )
@@ -70,7 +89,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--split-mb",
         type=float,
         metavar="MB",
-        help="cut plain JSONL and WARC files bigger than this into ranges of this size (0: never; default 256)",
+        help="cut plain JSONL and WARC files (or objects) bigger than this into ranges of this size "
+        "(0: never; default 256)",
     )
     parser.add_argument(
         "--overwrite", action="store_true", help="delete an earlier run's outputs in DIR first"
@@ -156,7 +176,9 @@ def input_overrides(args: argparse.Namespace) -> dict[str, Any]:
 def run(args: argparse.Namespace) -> int:
     from jalm.corpus.config import CleanConfig
     from jalm.corpus.pipeline import clean
+    from jalm.io import set_storage_options
 
+    set_storage_options(args.storage_option)
     config = CleanConfig.load(args.config, overrides=input_overrides(args))
     stats = clean(
         args.inputs,

@@ -37,8 +37,13 @@ class Shard:
     end: int | None = None  # None: to the end of the file
 
 
-def kind_of(path: Path) -> str | None:
-    name = path.name.lower()
+def _name(path: Path | str) -> str:
+    """A local path's or a URL's last part (a URL is kept as a str)."""
+    return path.name if isinstance(path, Path) else str(path).rstrip("/").rsplit("/", 1)[-1]
+
+
+def kind_of(path: Path | str) -> str | None:
+    name = _name(path).lower()
     if name.endswith(JSONL_SUFFIXES):
         return "jsonl"
     if name.endswith(PARQUET_SUFFIXES):
@@ -53,8 +58,8 @@ def kind_of(path: Path) -> str | None:
 _WARC_NAME = re.compile(r"(?:\.warc\.wet|\.warc|\.wet|\.arc)(?:\.gz)?$", re.IGNORECASE)
 
 
-def stem(path: Path) -> str:
-    name = path.name
+def stem(path: Path | str) -> str:
+    name = _name(path)
     if _WARC_NAME.search(name):
         return _WARC_NAME.sub("", name) or "warc"
     for suffix in (".gz", ".zst", ".jsonl", ".ndjson", ".json", ".parquet"):

@@ -30,7 +30,7 @@ from jalm.corpus.refine import merge_refine
 from jalm.corpus.shardjob import SUFFIXES, FilterJob, FinishJob
 from jalm.errors import JalmError
 from jalm.executors import DEFAULT_RETRIES, DEFAULT_TASK_MEMORY, Executor
-from jalm.io import INCOMPLETE_MARKER, begin_run, end_run, remove_temp_files, write_atomic
+from jalm.io import INCOMPLETE_MARKER, begin_run, end_run, refuse_url, remove_temp_files, write_atomic
 
 STATS_VERSION = 1
 
@@ -50,7 +50,8 @@ def clean(
     retries: int = DEFAULT_RETRIES,
     task_memory: int = DEFAULT_TASK_MEMORY,
 ) -> dict[str, Any]:
-    """Clean `inputs` (JSONL/.gz/.zst, Parquet, text/HTML folders) into `out_dir`; return the stats.
+    """Clean `inputs` (JSONL/.gz/.zst, Parquet, web archives, text/HTML folders; all but text/HTML also as
+    fsspec URLs: s3://bucket/prefix/, a glob) into the local or shared folder `out_dir`; return the stats.
 
     Writes out_dir/kept/, rejected/ (records with `reason`), quarantine/ (unreadable input with file
     and line), stats.json and report.md/report.png. `stages`: extra processors run after the
@@ -64,6 +65,7 @@ def clean(
         raise JalmError(f"compression must be one of {', '.join(SUFFIXES)}, got {compress!r}")
     if workers is not None and workers < 1:
         raise JalmError(f"--workers must be at least 1, got {workers}")
+    refuse_url(out_dir, "jalm clean")
     out = Path(out_dir).absolute()  # jobs may run elsewhere than the current directory (Ray)
     split_mb = config.section("input").get("split_mb", 0)
     shards = plan_shards(inputs, split_bytes=int(split_mb * 1e6) if split_mb else None)

@@ -9,6 +9,7 @@ byte ranges cut at record boundaries (splits.py), when the run sets a range size
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,7 +26,7 @@ from jalm.corpus.items import (
     stem,
 )
 from jalm.errors import JalmError
-from jalm.io import is_hidden
+from jalm.io import file_size, is_hidden, is_url, list_url, open_binary
 from jalm.jsonl import iter_lines
 
 _BUFFER = 1 << 20
@@ -36,7 +37,11 @@ def plan_shards(inputs: list[str | Path], split_bytes: int | None = None) -> lis
     does not depend on the order arguments were given in. With `split_bytes`, a plain JSONL or a
     WARC file bigger than that becomes byte ranges of about that size, in file order."""
     files: list[Path] = []
+    urls: dict[str, int] = {}  # inputs on object storage (str, never Path) and their sizes
     for item in inputs:
+        if is_url(item):
+            urls.update(_url_files(str(item)))
+            continue
         path = Path(item)
         if path.is_dir():
             # hidden files are no input: half-written `.tmp-` files, a clean run's `.work/` folder
@@ -57,8 +62,8 @@ def plan_shards(inputs: list[str | Path], split_bytes: int | None = None) -> lis
         else:
             raise JalmError(f"{path}: no such file or directory")
     files = sorted(dict.fromkeys(p.resolve() for p in files))
-    groups: dict[tuple[str, str], list[Path]] = {}
-    for path in files:
+    groups: dict[tuple[str, str], list[Any]] = {}
+    for path in [*files, *sorted(urls)]:
         kind = kind_of(path)
         # Text and HTML files are small: one shard per folder; other formats: one shard per file.
         key = (kind, str(path.parent)) if kind == "text" else (kind, str(path))
@@ -69,7 +74,7 @@ def plan_shards(inputs: list[str | Path], split_bytes: int | None = None) -> lis
         base = paths[0].parent.name if kind == "text" else stem(paths[0])
         used[base] = used.get(base, 0) + 1
         name = base if used[base] == 1 else f"{base}-{used[base]}"
-        size = sum(p.stat().st_size for p in paths)
+        size = sum(urls[p] if isinstance(p, str) else p.stat().st_size for p in paths)
         cuts = _cuts(paths[0], kind, split_bytes) if split_bytes and size > split_bytes else [0]
         for part, (start, end) in enumerate(zip(cuts, [*cuts[1:], None])):
             part_name = name if len(cuts) == 1 else f"{name}.part{part:04d}"
@@ -80,11 +85,22 @@ def plan_shards(inputs: list[str | Path], split_bytes: int | None = None) -> lis
     return shards
 
 
-def _cuts(path: Path, kind: str, split_bytes: int) -> list[int]:
-    """Range starts for one file (see splits.py); [0] for a file that is not cut."""
+def _url_files(url: str) -> dict[str, int]:
+    """The input objects a URL names (an object, a prefix or a glob): {url: size}."""
+    found = {name: size for name, size in list_url(url) if kind_of(name)}
+    if not found:
+        raise JalmError(f"{url}: names no .jsonl(.gz/.zst), .parquet or .warc/.wet/.arc(.gz) objects")
+    text = [name for name in found if kind_of(name) == "text"]
+    if text:
+        raise JalmError(f"{text[0]}: .txt/.html inputs are read from local folders only, not object storage")
+    return found
+
+
+def _cuts(path: Path | str, kind: str, split_bytes: int) -> list[int]:
+    """Range starts for one file or object (see splits.py); [0] for one that is not cut."""
     from jalm.corpus import splits
 
-    name = path.name.lower()
+    name = str(path).lower()
     if kind == "jsonl" and name.endswith((".jsonl", ".ndjson")):
         return splits.jsonl_cuts(path, split_bytes)
     if kind == "warc" and not name.endswith((".arc", ".arc.gz")):
@@ -93,16 +109,18 @@ def _cuts(path: Path, kind: str, split_bytes: int) -> list[int]:
 
 
 def read_shard(shard: Shard, text_field: str) -> Iterator[Item]:
+    # a URL stays a str (the readers open it through fsspec); Path would turn "s3://" into "s3:/"
+    source: Any = shard.paths[0] if is_url(shard.paths[0]) else Path(shard.paths[0])
     if shard.kind == "warc":
         from jalm.corpus.warc import read_warc
 
-        yield from read_warc(Path(shard.paths[0]), text_field, shard.start, shard.end)
+        yield from read_warc(source, text_field, shard.start, shard.end)
     elif shard.kind == "jsonl" and (shard.start or shard.end is not None):
-        yield from read_jsonl_range(Path(shard.paths[0]), text_field, shard.start, shard.end)
+        yield from read_jsonl_range(source, text_field, shard.start, shard.end)
     elif shard.kind == "jsonl":
-        yield from read_jsonl(Path(shard.paths[0]), text_field)
+        yield from read_jsonl(source, text_field)
     elif shard.kind == "parquet":
-        yield from read_parquet(Path(shard.paths[0]), text_field)
+        yield from read_parquet(source, text_field)
     else:
         yield from read_text_files([Path(p) for p in shard.paths], text_field)
 
@@ -117,6 +135,13 @@ def read_jsonl(path: Path, text_field: str) -> Iterator[Item]:
         for number, raw in iter_lines(path, buffering=_BUFFER):
             yield parse_line(str(number), raw, text_field)
     except Exception as error:
+        if is_url(path) and not _bad_stream(error):
+            # the store failed (network, permission), not the data: the run stops and a rerun redoes
+            # this shard, rather than quarantining the rest of a good object
+            raise JalmError(
+                f"{path}: reading the object failed after line {number} ({type(error).__name__}: {error}); "
+                "rerun the same command to resume"
+            ) from None
         # A truncated or corrupt stream: gzip raises EOFError/BadGzipFile (OSError), zstandard its
         # own ZstdError. Anything else is a bug and propagates.
         if (
@@ -129,12 +154,22 @@ def read_jsonl(path: Path, text_field: str) -> Iterator[Item]:
         )
 
 
+def _bad_stream(error: BaseException) -> bool:
+    """Whether `error` says the bytes are bad (truncated, corrupt) rather than that reading them failed."""
+    import gzip
+    import zlib
+
+    bad = (EOFError, gzip.BadGzipFile, zlib.error, UnicodeDecodeError)
+    return isinstance(error, bad) or "zstd" in type(error).__name__.lower()
+
+
 def read_jsonl_range(path: Path, text_field: str, start: int, end: int | None) -> Iterator[Item]:
     """The lines of a plain JSONL file that start in [start, end). Their positions are byte offsets
     ("@123"), which do not depend on where the file was cut: a document gets the same id whether
     one worker reads the whole file or several read ranges of it."""
     stem_name = stem(path)
-    with open(path, "rb", buffering=_BUFFER) as handle:
+    raw = io.BufferedReader(open_binary(path), buffer_size=_BUFFER) if is_url(path) else None
+    with raw or open(path, "rb", buffering=_BUFFER) as handle:
         handle.seek(start)
         offset = start
         for raw in handle:
@@ -192,11 +227,11 @@ def read_parquet(path: Path, text_field: str) -> Iterator[Item]:
         raise JalmError(f"{path}: reading Parquet needs pyarrow (pip install pyarrow)") from None
     row = 0
     try:
-        parquet = pq.ParquetFile(path)
+        parquet = pq.ParquetFile(open_binary(path) if is_url(path) else path)
         if text_field not in parquet.schema_arrow.names:
             yield Item(
                 "1",
-                path.stat().st_size,
+                file_size(path),
                 f"no column {text_field!r} (columns: {parquet.schema_arrow.names})",
                 None,
             )

@@ -15,6 +15,8 @@ import re
 import zlib
 from pathlib import Path
 
+from jalm.io import file_size, open_binary
+
 _GZIP_MAGIC = b"\x1f\x8b\x08"
 _SCAN_CHUNK = 1 << 20
 _MAX_MEMBER = 256 << 20  # a gzip member bigger than this is not verified (no WARC record is that big)
@@ -23,15 +25,15 @@ _CONTENT_LENGTH = re.compile(rb"\r\ncontent-length:\s*(\d+)", re.IGNORECASE)
 
 
 def is_gzip(path: Path) -> bool:
-    with open(path, "rb") as handle:
+    with open_binary(path) as handle:
         return handle.read(2) == b"\x1f\x8b"
 
 
 def jsonl_cuts(path: Path, size: int) -> list[int]:
     """Start offsets of ranges of about `size` bytes, each at the start of a line; [0] if small."""
-    total = path.stat().st_size
+    total = file_size(path)
     starts = [0]
-    with open(path, "rb") as handle:
+    with open_binary(path) as handle:
         target = size
         while target < total:
             handle.seek(target - 1)  # a line starts at `target` if the byte before it ends a line
@@ -48,7 +50,7 @@ def jsonl_cuts(path: Path, size: int) -> list[int]:
 def warc_cuts(path: Path, size: int, max_scan: int | None = None) -> list[int]:
     """Start offsets of ranges of about `size` bytes, each where a WARC record starts; [0] if the file
     is small or cannot be cut (looking at most `max_scan` bytes past each target; default `size`)."""
-    total = path.stat().st_size
+    total = file_size(path)
     starts = [0]
     target = size
     while target < total:
@@ -62,11 +64,11 @@ def warc_cuts(path: Path, size: int, max_scan: int | None = None) -> list[int]:
 
 def next_warc_record(path: Path, after: int, limit: int | None = None) -> int | None:
     """The first offset in [after, limit) where a whole WARC record can be read, or None."""
-    total = path.stat().st_size
+    total = file_size(path)
     limit = total if limit is None else min(limit, total)
     gzipped = is_gzip(path)
     marker = _GZIP_MAGIC if gzipped else b"WARC/1."
-    with open(path, "rb") as handle:
+    with open_binary(path) as handle:
         position = after
         while position < limit:
             handle.seek(position)

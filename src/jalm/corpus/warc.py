@@ -26,18 +26,20 @@ from typing import Any
 
 from jalm.corpus.encoding import decode_page
 from jalm.corpus.items import Item, stem
+from jalm.io import file_size, is_url, open_binary
 
 _HTML_TYPES = ("text/html", "application/xhtml+xml")
 _TEXT_TYPES = ("text/plain",)
 _LOOKS_LIKE_HTML = re.compile(rb"^\s*(?:<\?xml[^>]*>\s*)?(?:<!DOCTYPE\s+html|<html\b|<head\b|<body\b)", re.I)
 
 
-def is_arc(path: Path) -> bool:
-    return path.name.lower().endswith((".arc", ".arc.gz"))
+def is_arc(path: Path | str) -> bool:
+    return str(path).lower().endswith((".arc", ".arc.gz"))
 
 
-def read_warc(path: Path, text_field: str, start: int = 0, end: int | None = None) -> Iterator[Item]:
-    """The items of the records that start in [start, end) (the whole file by default)."""
+def read_warc(path: Path | str, text_field: str, start: int = 0, end: int | None = None) -> Iterator[Item]:
+    """The items of the records that start in [start, end) (the whole file by default). `path` may be a
+    URL (a str, read through fsspec; see jalm.io)."""
     if is_arc(path):
         yield from _read_arc(path, text_field)
         return
@@ -46,9 +48,10 @@ def read_warc(path: Path, text_field: str, start: int = 0, end: int | None = Non
     from jalm.corpus.splits import next_warc_record
 
     name = stem(path)
-    limit = end if end is not None else path.stat().st_size
+    url = is_url(path)
+    limit = end if end is not None else file_size(path)
     position = start
-    with open(path, "rb") as handle:
+    with open_binary(path) as handle:
         while position < limit:
             handle.seek(position)
             last = None  # the offset of the last record read whole in this attempt
@@ -69,7 +72,8 @@ def read_warc(path: Path, text_field: str, start: int = 0, end: int | None = Non
                 return  # end of file
             except OSError as error:  # a corrupt or truncated compressed member, unparsable bytes
                 bad_from = last + 1 if last is not None else position
-                resume = next_warc_record(path, max(bad_from, position + 1), limit)
+                # an object is not scanned for the next readable record: the rest is one problem
+                resume = None if url else next_warc_record(path, max(bad_from, position + 1), limit)
                 bad_to = resume if resume is not None else limit
                 yield Item(
                     f"@{bad_from}",
@@ -198,7 +202,7 @@ def _dechunk(payload: bytes) -> bytes:
     return b"".join(out)
 
 
-def _read_arc(path: Path, text_field: str) -> Iterator[Item]:
+def _read_arc(path: Path | str, text_field: str) -> Iterator[Item]:
     """ARC files (the Internet Archive's format before WARC), through warcio."""
     try:
         from warcio.archiveiterator import ArchiveIterator
@@ -208,7 +212,7 @@ def _read_arc(path: Path, text_field: str) -> Iterator[Item]:
         raise JalmError(f"{path}: reading ARC files needs warcio (pip install warcio)") from None
     name = stem(path)
     offset = 0
-    with open(path, "rb") as handle:
+    with open_binary(path) as handle:
         records = ArchiveIterator(handle, arc2warc=True)
         try:
             for record in records:

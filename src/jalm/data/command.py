@@ -22,13 +22,27 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("inputs", nargs="+", help="JSONL(.gz/.zst) files or directories of them")
+    parser.add_argument(
+        "inputs",
+        nargs="+",
+        help="JSONL(.gz/.zst) files or directories of them; or fsspec URLs (s3://bucket/clean/kept/, a glob)",
+    )
     parser.add_argument(
         "--tokenizer",
         required=True,
         help="tokenizer or model directory: spiece.model, tokenizer.model or (byte-level BPE) tokenizer.json",
     )
-    parser.add_argument("--out", required=True, help="output directory")
+    parser.add_argument(
+        "--out", required=True, help="output directory, on a local or shared filesystem (not object storage)"
+    )
+    parser.add_argument(
+        "--storage-option",
+        action="append",
+        metavar="KEY=VALUE",
+        help="an option of the inputs' object store when they are URLs (s3://, gs://), e.g. "
+        "endpoint_url=http://127.0.0.1:9000 for an S3-compatible server (repeatable; credentials: the store's "
+        "usual environment variables and config files)",
+    )
     parser.add_argument(
         "--val-fraction", type=float, default=0.01, help="share of documents held out (default 0.01)"
     )
@@ -45,7 +59,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--shard-mb",
         type=float,
         default=256,
-        help="cut plain .jsonl files bigger than this into byte ranges of this size (default 256)",
+        help="cut plain .jsonl files (or objects) bigger than this into byte ranges of this size (default 256)",
     )
     parser.add_argument(
         "--max-doc-tokens",
@@ -66,7 +80,10 @@ def run(args: argparse.Namespace) -> int:
 
     from jalm.data.packing import META_FILE, pack
     from jalm.data.tokens import SHARDS_DIR
+    from jalm.io import refuse_url, set_storage_options
 
+    refuse_url(args.out, "jalm pack")  # before --overwrite touches anything
+    set_storage_options(args.storage_option)
     if args.overwrite:
         shutil.rmtree(Path(args.out) / SHARDS_DIR, ignore_errors=True)
         (Path(args.out) / META_FILE).unlink(missing_ok=True)

@@ -20,7 +20,18 @@ from typing import Any
 from jalm.data.packjob import PackJob, pack_shard, read_marker
 from jalm.data.tokens import SHARDS_DIR
 from jalm.errors import JalmError
-from jalm.io import TMP_PREFIX, begin_run, end_run, refuse_incomplete, remove_temp_files, write_atomic
+from jalm.io import (
+    TMP_PREFIX,
+    base_name,
+    begin_run,
+    end_run,
+    file_size,
+    is_url,
+    refuse_incomplete,
+    refuse_url,
+    remove_temp_files,
+    write_atomic,
+)
 from jalm.jsonl import expand_inputs
 
 META_FILE = "meta.json"
@@ -60,8 +71,10 @@ def pack(
 
     if shard_bytes < 1:
         raise JalmError(f"shard_bytes must be at least 1, got {shard_bytes}")
+    refuse_url(out_dir, "jalm pack")
     refuse_incomplete(list(inputs), allow_incomplete)
-    files = list(dict.fromkeys(p.resolve() for p in expand_inputs(inputs)))
+    # inputs may be URLs (str, read through fsspec by each job); local files are made absolute
+    files = list(dict.fromkeys(p if is_url(p) else p.resolve() for p in expand_inputs(inputs, urls=True)))
     model_file = Path(tokenizer_model_file(tokenizer_dir)).absolute()  # jobs may run elsewhere (Ray)
     if not model_file.is_file():
         raise JalmError(f"{tokenizer_dir}: no tokenizer (spiece.model, tokenizer.model or tokenizer.json)")
@@ -149,9 +162,9 @@ def plan_jobs(
         base = _stem(path)
         used[base] = used.get(base, 0) + 1
         name = base if used[base] == 1 else f"{base}-{used[base]}"
-        size = path.stat().st_size
+        size = file_size(path)
         common = {"out": str(out), "tokenizer": str(model_file), "settings": settings, "threads": threads}
-        if path.name.lower().endswith((".gz", ".zst")) or size <= shard_bytes:
+        if base_name(path).lower().endswith((".gz", ".zst")) or size <= shard_bytes:
             jobs.append(PackJob(name, str(path), 0, -1, size, **common))
             continue
         for index, begin in enumerate(range(0, size, shard_bytes)):
@@ -160,8 +173,8 @@ def plan_jobs(
     return jobs
 
 
-def _stem(path: Path) -> str:
-    name = path.name
+def _stem(path: Path | str) -> str:
+    name = base_name(path)
     for suffix in (".gz", ".zst", ".jsonl", ".ndjson", ".json"):
         name = name.removesuffix(suffix)
     return name or "shard"

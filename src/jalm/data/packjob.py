@@ -31,7 +31,7 @@ from typing import IO, Any
 from jalm.data.split import is_validation
 from jalm.data.tokens import SHARDS_DIR
 from jalm.errors import JalmError
-from jalm.io import atomic_path, write_atomic
+from jalm.io import atomic_path, base_name, is_url, open_binary, write_atomic
 from jalm.jsonl import parse_record
 
 BATCH = 256  # documents per SentencePiece call
@@ -79,7 +79,10 @@ def pack_shard(job: PackJob, report: Callable[..., None] = _noop) -> dict[str, A
     sp = _sentencepiece(job.tokenizer)
     cpu_started = time.process_time()  # after the process's one-time imports and tokenizer load
     ticker = _Ticker(report, job.planned_bytes)
-    with _ShardOutput(job, sp.eos_id()) as output, _LineReader(Path(job.path), job.start, job.end) as reader:
+    with (
+        _ShardOutput(job, sp.eos_id()) as output,
+        _LineReader(_source(job.path), job.start, job.end) as reader,
+    ):
         batch: list[tuple[str, str]] = []  # (where, text)
         for where, line in reader:
             text = _parse(job.path, where, line, field)
@@ -202,13 +205,16 @@ class _LineReader:
     (turned into a line number if the line turns out to be bad). `consumed()` is how many bytes of the
     file (compressed bytes for .gz/.zst) have been read, for the progress bar."""
 
-    def __init__(self, path: Path, start: int, end: int) -> None:
+    def __init__(self, path: Path | str, start: int, end: int) -> None:
         self.path, self.start, self.end = path, start, end
         self.raw: IO[bytes] | None = None
 
     def __enter__(self) -> _LineReader:
         try:
-            self.raw = open(self.path, "rb", buffering=_BUFFER)
+            if is_url(self.path):  # an object on object storage, read through fsspec in big reads
+                self.raw = io.BufferedReader(open_binary(self.path), buffer_size=_BUFFER)
+            else:
+                self.raw = open(self.path, "rb", buffering=_BUFFER)
         except OSError as error:
             raise JalmError(f"{self.path}: cannot be read ({error.strerror})") from None
         return self
@@ -255,8 +261,13 @@ class _LineReader:
             number += 1
 
 
-def _decompressing(path: Path, raw: IO[bytes]) -> IO[bytes]:
-    name = path.name.lower()
+def _source(path: str) -> Path | str:
+    """A job's input: a local Path, or a URL kept as a str (Path would turn "s3://" into "s3:/")."""
+    return path if is_url(path) else Path(path)
+
+
+def _decompressing(path: Path | str, raw: IO[bytes]) -> IO[bytes]:
+    name = base_name(path).lower()
     if name.endswith(".gz"):
         return gzip.GzipFile(fileobj=raw, mode="rb")
     if name.endswith(".zst"):
