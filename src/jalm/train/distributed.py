@@ -223,6 +223,9 @@ class StopRequest:
                 break
 
     def _handle(self, signum, frame) -> None:
+        if self.received:  # a second signal: stop waiting for the step, die as the signal asks
+            self.close()
+            os.kill(os.getpid(), signum)
         self.received = signum
 
     def agreed(self) -> int:
@@ -236,6 +239,7 @@ class StopRequest:
     def close(self) -> None:
         for sig, handler in self.previous.items():
             signal.signal(sig, handler)
+        self.previous = {}
 
 
 def all_ranks(flag: bool, env: DistEnv) -> bool:
