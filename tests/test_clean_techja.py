@@ -12,7 +12,9 @@ import numpy as np
 import pytest
 
 from jalm.corpus import CleanConfig, clean
-from jalm.corpus.dedup import keep_one_per_group
+from jalm.corpus.dedup_memory import (
+    keep_one_per_group,  # the reference path; the out-of-core one is tested equal to it
+)
 from jalm.corpus.features import Features, lookup_table
 from jalm.corpus.filters import FILTERS
 from jalm.corpus.normalize import normalize_text
