@@ -140,28 +140,9 @@ def evaluate_pairs(
 
 def _read_data(options: DpoOptions) -> tuple[list, list, dict]:
     from jalm.dpo.records import read_pairs
-    from jalm.sft.dataset import is_validation
+    from jalm.sft.train import read_split
 
-    pairs, report = read_pairs(options.data)
-    stats: dict = {"read": report.to_dict()}
-    if options.val_data:
-        val, val_report = read_pairs(options.val_data)
-        stats["read_val"] = val_report.to_dict()
-        train = pairs
-    else:
-        val = [p for p in pairs if is_validation(p, options.val_fraction)]
-        train = [p for p in pairs if not is_validation(p, options.val_fraction)]
-    if options.decontaminate:
-        from jalm.sft.decontaminate import build_index, decontaminate, eval_texts
-
-        texts = eval_texts(Path(options.eval_dir) if options.eval_dir else None)
-        n = {"n": options.decontamination_n} if options.decontamination_n else {}
-        index = build_index(texts, **n)
-        train, stats["decontamination"] = decontaminate(train, index)
-        val, stats["decontamination_val"] = decontaminate(val, index)
-    if not train:
-        raise JalmError(f"{', '.join(map(str, options.data))}: no valid training pairs")
-    return train, val, stats
+    return read_split(read_pairs, options, "pairs")
 
 
 def model_template(options: DpoOptions, tokenizer_dir: str) -> str:

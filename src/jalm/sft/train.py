@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -112,15 +113,22 @@ def _read_data(options: SftOptions) -> tuple[list, list, dict]:
     """Training and held-out conversations, decontaminated, with every count."""
     from jalm.sft.records import read_conversations
 
-    conversations, report = read_conversations(options.data)
+    return read_split(read_conversations, options, "conversations")
+
+
+def read_split(read: Callable, options, what: str) -> tuple[list, list, dict]:
+    """Training and held-out records (`read(paths)` → (records, report)), split by record unless
+    `options.val_data` names the held-out files, decontaminated against the evaluation sets, with every
+    count; shared by sft (conversations) and dpo (pairs)."""
+    records, report = read(options.data)
     stats: dict = {"read": report.to_dict()}
     if options.val_data:
-        val, val_report = read_conversations(options.val_data)
+        val, val_report = read(options.val_data)
         stats["read_val"] = val_report.to_dict()
-        train = conversations
+        train = records
     else:
-        val = [c for c in conversations if is_validation(c, options.val_fraction)]
-        train = [c for c in conversations if not is_validation(c, options.val_fraction)]
+        val = [r for r in records if is_validation(r, options.val_fraction)]
+        train = [r for r in records if not is_validation(r, options.val_fraction)]
     if options.decontaminate:
         from jalm.sft.decontaminate import build_index, decontaminate, eval_texts
 
@@ -130,7 +138,7 @@ def _read_data(options: SftOptions) -> tuple[list, list, dict]:
         train, stats["decontamination"] = decontaminate(train, index)
         val, stats["decontamination_val"] = decontaminate(val, index)
     if not train:
-        raise JalmError(f"{', '.join(map(str, options.data))}: no valid training conversations")
+        raise JalmError(f"{', '.join(map(str, options.data))}: no valid training {what}")
     return train, val, stats
 
 
