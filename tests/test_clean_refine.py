@@ -197,15 +197,19 @@ def test_pii_masked_in_a_clean_run_with_counts_and_switchable(tmp_path: Path) ->
     }
     assert "PII masked" in (tmp_path / "on" / "report.md").read_text(encoding="utf-8")
     # --pii off: the same document is written as normalised, no counts.
-    args = argparse.Namespace(
-        inputs=[inputs], out=tmp_path / "off", config=None, workers=1, executor="local", compress="zst",
-        overwrite=False, no_progress=True, pii="off", decontaminate=None,
-    )  # fmt: skip
+    args = clean_args(str(inputs), "--out", str(tmp_path / "off"), "--no-progress", "--pii", "off")
     assert clean_command.run(args) == 0
     (kept_off,) = kept_texts(tmp_path / "off").values()
     assert "03-1234-5678" in kept_off and "info@example.co.jp" in kept_off
     stats_off = json.loads((tmp_path / "off" / "stats.json").read_text(encoding="utf-8"))
     assert "pii" not in stats_off["refine"]
+
+
+def clean_args(*argv: str) -> argparse.Namespace:
+    """`jalm clean ARGV` parsed by the CLI's own parser, so every option has its real default."""
+    from jalm.cli import build_parser
+
+    return build_parser().parse_args(["clean", *argv])
 
 
 # ---- decontamination ---------------------------------------------------------------------------
@@ -227,10 +231,9 @@ def test_evaluation_passage_is_rejected_and_near_miss_kept(tmp_path: Path) -> No
         tmp_path / "in.jsonl",
         [story[0][:3000] + "\n" + passage + "\n" + story[0][3000:6000], story[1][:3000] + "\n" + near],
     )
-    args = argparse.Namespace(
-        inputs=[inputs], out=tmp_path / "out", config=None, workers=1, executor="local", compress="zst",
-        overwrite=False, no_progress=True, pii=None, decontaminate=[JSQUAD],
-    )  # fmt: skip
+    args = clean_args(
+        str(inputs), "--out", str(tmp_path / "out"), "--no-progress", "--decontaminate", str(JSQUAD)
+    )
     assert clean_command.run(args) == 0
     stats = json.loads((tmp_path / "out" / "stats.json").read_text(encoding="utf-8"))
     assert stats["rejected"] == {"decontaminated": 1}
