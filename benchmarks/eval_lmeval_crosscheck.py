@@ -21,7 +21,13 @@ venv that sees the project's torch / transformers. Setup (once; jp-stable is not
     # datasets 2.x: jp-stable's JSQuAD calls datasets.load_metric, removed in datasets 3
 
     PYTHONPATH=$PWD/src /tmp/lmeval-venv/bin/python benchmarks/eval_lmeval_crosscheck.py \\
-        --model runs/demo/model --limit 40 --out /tmp/crosscheck.json
+        --model runs/demo/model --limit 50 --out /tmp/crosscheck.json
+    # the same with a random model of jalm's tiny preset (its predictions vary more than the demo model's)
+    ... --random-like runs/demo/model
+    # the published rows' harness (JNLI 1.1, English labels): a checkout of jp-stable commit 413593a first
+    # on the path, and JSQuAD with harness.sh's 2 shots
+    PYTHONPATH=/tmp/jp413:$PWD/src /tmp/lmeval-venv/bin/python benchmarks/eval_lmeval_crosscheck.py \
+        --model runs/demo/model --jnli-version 1.1 --jsquad-shots 2
 
 Shims (all in `install_shims`, none touches the tasks' prompts or scoring):
 - `transformers.data.metrics.squad_metrics` (removed in transformers 5; imported by jp-stable's
@@ -54,6 +60,7 @@ HARNESS_TASKS = {  # jalm task name → (jp-stable task name, shots)
     "jnli": ("jnli-1.3-0.2", 3),
     "jsquad": ("jsquad-1.1-0.2", 3),
 }
+TOKENIZERS: dict[str, str] = {}  # which tokenizer class each tool loaded
 JNLI_LABELS = ("entailment", "contradiction", "neutral")  # shunk031/JGLUE's ClassLabel order
 
 
@@ -158,6 +165,7 @@ def run_harness(model_dir: Path, tasks: list[str], limit: int, batch_size: int) 
         lm = HFLM(device="cpu", pretrained=str(model_dir), batch_size=batch_size, use_fast=False)
     finally:
         auto.from_pretrained = original
+    TOKENIZERS["harness"] = type(lm.tokenizer).__name__
     captured: dict[str, list[dict]] = {}
     for task in tasks:
         harness_name, shots = HARNESS_TASKS[task]
@@ -196,11 +204,12 @@ def run_jalm(model_dir: Path, tasks: list[str], limit: int, batch_size: int) -> 
     from jalm.eval.tasks import JcqaConfig, JnliConfig, JsquadConfig
 
     configs = {
-        "jcommonsenseqa": JcqaConfig(version="0.2", shots=3),
-        "jnli": JnliConfig(version="1.3", shots=3),
-        "jsquad": JsquadConfig(prompt_version="0.2", shots=3),
+        "jcommonsenseqa": JcqaConfig(version="0.2", shots=HARNESS_TASKS["jcommonsenseqa"][1]),
+        "jnli": JnliConfig(version=HARNESS_TASKS["jnli"][0].split("-")[1], shots=HARNESS_TASKS["jnli"][1]),
+        "jsquad": JsquadConfig(prompt_version="0.2", shots=HARNESS_TASKS["jsquad"][1]),
     }
     lm = load_lm(model_dir)
+    TOKENIZERS["jalm"] = type(lm.tokenizer).__name__
     out = {}
     for task in tasks:
         started = time.perf_counter()
@@ -234,6 +243,7 @@ def compare(task: str, harness: list[dict], jalm: list[dict]) -> dict[str, Any]:
         "n": n,
         "same_prompt": sum(r["same_prompt"] for r in rows),
         "agree": sum(r["agree"] for r in rows),
+        "distinct_predictions": len({str(r["harness"]) for r in rows}),
         "agreement": round(100.0 * sum(r["agree"] for r in rows) / n, 1) if n else None,
     }
     if task != "jsquad" and rows:
@@ -248,8 +258,20 @@ def main() -> int:
     parser.add_argument(
         "--model", default="runs/demo/model", help="model directory (default runs/demo/model)"
     )
+    parser.add_argument(
+        "--random-like",
+        metavar="DIR",
+        help="score a random GPT-NeoX of jalm's tiny preset (seed 0) with DIR's tokenizer instead of --model",
+    )
     parser.add_argument("--tasks", default="jcommonsenseqa,jnli,jsquad")
     parser.add_argument("--limit", type=int, default=40, help="questions per task (jp-stable order prefix)")
+    parser.add_argument(
+        "--jnli-version",
+        default="1.3",
+        choices=["1.1", "1.3"],
+        help="jnli-1.3-0.2 (jp-stable HEAD) or jnli-1.1-0.2 (the published rows; needs a checkout of 413593a)",
+    )
+    parser.add_argument("--jsquad-shots", type=int, default=3, help="3 (jalm's default) or 2 (harness.sh)")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     parser.add_argument("--out", type=Path, help="write summaries and per-question rows as JSON")
@@ -262,12 +284,21 @@ def main() -> int:
 
     torch.set_num_threads(args.threads)
     tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
+    HARNESS_TASKS["jnli"] = (f"jnli-{args.jnli_version}-0.2", 3)
+    HARNESS_TASKS["jsquad"] = ("jsquad-1.1-0.2", args.jsquad_shots)
     unknown = [t for t in tasks if t not in HARNESS_TASKS]
     if unknown:
         print(f"eval_lmeval_crosscheck: error: unknown task {', '.join(unknown)}", file=sys.stderr)
         return 2
     install_shims()
     model_dir = Path(args.model)
+    if args.random_like:
+        import tempfile
+
+        sys.path.insert(0, str(Path(__file__).parent))
+        from eval_multiple_choice import random_model
+
+        model_dir = random_model(Path(args.random_like), Path(tempfile.mkdtemp()) / "model")
     harness = run_harness(model_dir, tasks, args.limit, args.batch_size)
     jalm = run_jalm(model_dir, tasks, args.limit, args.batch_size)
     results = [compare(t, harness[t], jalm[t]) for t in tasks]
@@ -276,25 +307,32 @@ def main() -> int:
     import transformers
 
     report = {
-        "model": str(model_dir),
+        "model": f"random tiny preset, tokenizer of {args.random_like}"
+        if args.random_like
+        else str(model_dir),
         "limit": args.limit,
+        "harness_tasks": {t: HARNESS_TASKS[t] for t in tasks},
         "threads": args.threads,
         "versions": {
             "torch": torch.__version__,
             "transformers": transformers.__version__,
             "datasets": datasets.__version__,
-            "lm_eval": getattr(lm_eval, "__file__", "?"),
+            "lm_eval": str(Path(lm_eval.__file__).parent.parent),
         },
+        "tokenizers": TOKENIZERS,
         "tasks": results,
     }
-    print("| task | harness task | questions | same prompt | same prediction | agreement | max abs Δll |")
-    print("|---|---|---|---|---|---|---|")
+    print(
+        "| task | harness task | questions | same prompt | same prediction | agreement | distinct predictions"
+        " | max abs Δll |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
     for r in results:
         s = r["summary"]
         ll = f"{s['max_abs_ll_diff']:.2e}" if "max_abs_ll_diff" in s else "—"
         print(
             f"| {s['task']} | {s['harness_task']} | {s['n']} | {s['same_prompt']} | {s['agree']} "
-            f"| {s['agreement']}% | {ll} |"
+            f"| {s['agreement']}% | {s['distinct_predictions']} | {ll} |"
         )
         for row in r["rows"]:
             if not row["agree"] or not row["same_prompt"]:
