@@ -144,10 +144,8 @@ def install_shims() -> None:
     datasets.load_dataset = load_dataset
 
 
-def run_harness(model_dir: Path, tasks: list[str], limit: int, batch_size: int) -> dict[str, list[dict]]:
-    """jp-stable's evaluator on each task; per question: the context and the raw results it scored."""
-    import lm_eval.evaluator
-    import lm_eval.tasks
+def harness_lm(model_dir: Path, batch_size: int) -> Any:
+    """jp-stable's `hf-causal` model class (HFLM) on `model_dir`, CPU."""
     import transformers
     from lm_eval.models.gpt2 import HFLM
 
@@ -165,6 +163,15 @@ def run_harness(model_dir: Path, tasks: list[str], limit: int, batch_size: int) 
         lm = HFLM(device="cpu", pretrained=str(model_dir), batch_size=batch_size, use_fast=False)
     finally:
         auto.from_pretrained = original
+    return lm
+
+
+def run_harness(model_dir: Path, tasks: list[str], limit: int, batch_size: int) -> dict[str, list[dict]]:
+    """jp-stable's evaluator on each task; per question: the context and the raw results it scored."""
+    import lm_eval.evaluator
+    import lm_eval.tasks
+
+    lm = harness_lm(model_dir, batch_size)
     TOKENIZERS["harness"] = type(lm.tokenizer).__name__
     captured: dict[str, list[dict]] = {}
     for task in tasks:
@@ -217,6 +224,44 @@ def run_jalm(model_dir: Path, tasks: list[str], limit: int, batch_size: int) -> 
         print(f"jalm {task}: {metrics} ({time.perf_counter() - started:.1f} s)", file=sys.stderr)
         out[task] = records
     return out
+
+
+EOS_PROBE_PROMPTS = (
+    "東京は日本の首都である。",
+    "[答え]:",
+    "質問:日本の首都はどこ?\n回答:",
+    "これはペンです。",
+    "彼は",
+)
+
+
+def eos_probe(model_dir: Path, new_tokens: int = 8) -> list[dict[str, Any]]:
+    """Both tools' greedy_until on a few prompts, once as the model is and once with `</s>` made the
+    top token wherever "、" was (its output row = 1.01 × the row of "、", in both copies, in memory):
+    shows how each tool treats a generated end-of-text token."""
+    import torch
+
+    from jalm.eval.generation import fit_prompt, greedy_until
+    from jalm.eval.lm import load_lm
+
+    harness, lm = harness_lm(model_dir, 1), load_lm(model_dir)
+    eos = lm.tokenizer.eos_token_id
+    rows = []
+    for boosted in (False, True):
+        if boosted:
+            comma = lm.encode("、")[-1]
+            with torch.no_grad():
+                for model in (harness.gpt2, lm.model):
+                    weight = model.get_output_embeddings().weight
+                    weight[eos] = 1.01 * weight[comma]
+        hs = harness.greedy_until([(p, ["\n"], new_tokens) for p in EOS_PROBE_PROMPTS])
+        prompts = [fit_prompt(lm, lm.encode(p), new_tokens) for p in EOS_PROBE_PROMPTS]
+        js = greedy_until(lm, prompts, "\n", batch_size=8, progress=False)
+        rows += [
+            {"eos_boosted": boosted, "prompt": p, "harness": h, "jalm": j, "same": h == j}
+            for p, h, j in zip(EOS_PROBE_PROMPTS, hs, js)
+        ]
+    return rows
 
 
 def compare(task: str, harness: list[dict], jalm: list[dict]) -> dict[str, Any]:
@@ -272,6 +317,11 @@ def main() -> int:
         help="jnli-1.3-0.2 (jp-stable HEAD) or jnli-1.1-0.2 (the published rows; needs a checkout of 413593a)",
     )
     parser.add_argument("--jsquad-shots", type=int, default=3, help="3 (jalm's default) or 2 (harness.sh)")
+    parser.add_argument(
+        "--eos-probe",
+        action="store_true",
+        help="only show how each tool's generation treats a generated </s> (see eos_probe)",
+    )
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     parser.add_argument("--out", type=Path, help="write summaries and per-question rows as JSON")
@@ -299,6 +349,10 @@ def main() -> int:
         from eval_multiple_choice import random_model
 
         model_dir = random_model(Path(args.random_like), Path(tempfile.mkdtemp()) / "model")
+    if args.eos_probe:
+        for row in eos_probe(model_dir):
+            print(json.dumps(row, ensure_ascii=False))
+        return 0
     harness = run_harness(model_dir, tasks, args.limit, args.batch_size)
     jalm = run_jalm(model_dir, tasks, args.limit, args.batch_size)
     results = [compare(t, harness[t], jalm[t]) for t in tasks]
