@@ -19,6 +19,13 @@ def check_gelu(activation: str | None, model_dir: Path) -> None:
         raise JalmError(f"{model_dir}: activation {activation!r}; llama.cpp's gpt2/gptneox use GELU")
 
 
+def check_activation(name: str) -> list[Finding]:
+    """vLLM implements only these activations; anything else is an error in config.json."""
+    if name in ACTIVATIONS:
+        return []
+    return [Finding("error", f"config.json: activation {name!r} is not one vLLM implements")]
+
+
 def check_heads(hidden: int, heads: int, head_dim: int | None = None) -> list[Finding]:
     if head_dim is None and hidden % heads:
         return [Finding("error", f"config.json: hidden size {hidden} not divisible by {heads} heads")]

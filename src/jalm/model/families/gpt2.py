@@ -6,7 +6,7 @@ from pathlib import Path
 
 from jalm.errors import JalmError
 from jalm.model.families.base import Family, Finding, ModelPreset, Tensor
-from jalm.model.families.common import ACTIVATIONS, check_gelu, check_heads
+from jalm.model.families.common import check_activation, check_gelu, check_heads
 
 PRESETS = (
     ModelPreset("1.7b", "gpt2", 24, 2304, 24, 9216, description="line-corporation/japanese-large-lm-1.7b"),
@@ -130,9 +130,7 @@ def vllm_architecture(config: dict) -> list[Finding]:
             Finding("error", "config.json: untied GPT-2; vLLM's loader skips lm_head.weight (never loaded)")
         )
     found += check_heads(config["n_embd"], config["n_head"])
-    activation = config.get("activation_function", "gelu_new")
-    if activation not in ACTIVATIONS:
-        found.append(Finding("error", f"config.json: activation {activation!r} is not one vLLM implements"))
+    found += check_activation(config.get("activation_function", "gelu_new"))
     return found
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from jalm.errors import JalmError
 from jalm.model.families.base import Family, Finding, ModelPreset, Tensor
-from jalm.model.families.common import ACTIVATIONS, ROTARY_BASE, check_gelu, check_heads, rotary
+from jalm.model.families.common import ROTARY_BASE, check_activation, check_gelu, check_heads, rotary
 
 PRESETS = (
     ModelPreset(
@@ -169,9 +169,7 @@ def vllm_architecture(config: dict) -> list[Finding]:
     if int(hidden // heads * pct) % 2:
         found.append(Finding("error", f"config.json: rotary width {int(hidden // heads * pct)} is odd"))
     found += check_heads(hidden, heads)
-    activation = config.get("hidden_act", "gelu")
-    if activation not in ACTIVATIONS:
-        found.append(Finding("error", f"config.json: activation {activation!r} is not one vLLM implements"))
+    found += check_activation(config.get("hidden_act", "gelu"))
     return found
 
 

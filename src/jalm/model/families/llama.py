@@ -16,7 +16,7 @@ from pathlib import Path
 
 from jalm.errors import JalmError
 from jalm.model.families.base import Family, Finding, ModelPreset, Tensor
-from jalm.model.families.common import ACTIVATIONS, ROTARY_BASE, check_heads, rotary
+from jalm.model.families.common import ROTARY_BASE, check_activation, check_heads, rotary
 
 LLMJP_VOCAB = 99584
 PRESETS = (
@@ -186,9 +186,7 @@ def vllm_architecture(config: dict) -> list[Finding]:
             )
         )
     found += check_heads(config["hidden_size"], heads, config.get("head_dim"))
-    activation = config.get("hidden_act", "silu")
-    if activation not in ACTIVATIONS:
-        found.append(Finding("error", f"config.json: activation {activation!r} is not one vLLM implements"))
+    found += check_activation(config.get("hidden_act", "silu"))
     return found
 
 
